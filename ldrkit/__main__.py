@@ -1,0 +1,40 @@
+"""Command line: python -m ldrkit list | run NAME --profile P [--seed S] [--out DIR]."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import experiments
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ldrkit", description="Experiments of the Local Generation Bias book.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="print the experiment names, one a line")
+    run = sub.add_parser("run", help="train and evaluate an experiment; writes OUT/metrics.json")
+    run.add_argument("name")
+    run.add_argument("--profile", default="cpu", help=f"one of {', '.join(experiments.PROFILES)} (default cpu)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--out", default=None, help="run folder (default runs/NAME/PROFILE-seedS)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+
+    if args.command == "list":
+        print("\n".join(sorted(experiments.EXPERIMENTS)))
+        return 0
+    try:
+        experiments.check_profile(args.profile)
+        experiments.get_experiment(args.name)
+    except experiments.UnknownNameError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    metrics = experiments.run_experiment(args.name, args.profile, args.seed, args.out, progress=not args.quiet)
+    final = metrics.get("final", {})
+    print(json.dumps({"experiment": args.name, "profile": args.profile, "seed": args.seed,
+                      "wall_seconds": metrics["wall_seconds"], "run_dir": metrics.get("run_dir"), "final": final}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

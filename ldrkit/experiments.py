@@ -1,0 +1,157 @@
+"""Named experiments, their profiles, and running one into a folder with metrics.json.
+
+Profiles (see the book's introduction):
+- smoke: seconds; proves the path runs end to end (CI);
+- cpu: minutes on a 2-core laptop CPU, sized so the chapter's phenomenon appears;
+- paper: the paper's settings (appendix A.5), for a GPU.
+
+metrics.json (a contract with users, chapters and outside checks; later experiments add keys):
+    {"experiment", "profile", "seed", "wall_seconds", "evaluations": [E...], "final": E, "config_hash", ...}
+with E = {"step", "categories": {invalid, hallucination, in_dataset, extrapolation},
+          "ldr": {"0.1".."0.9"}, "ldr_x0": {"0.1".."0.9"}} for the sampling experiments.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .pipeline import run_training
+from .train import _atomic_write, config_hash
+
+PROFILES = ("smoke", "cpu", "paper")
+
+
+class UnknownNameError(ValueError):
+    """An experiment or profile name that does not exist; the message lists the valid ones."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A named experiment: its config for each profile and the function that runs it."""
+
+    name: str
+    summary: str
+    make_config: Callable[[str, int], dict]
+    runner: Callable[[dict, Path, bool], dict] = field(default=None)  # type: ignore[assignment]
+
+    def config(self, profile: str, seed: int = 0) -> dict:
+        check_profile(profile)
+        return self.make_config(profile, seed)
+
+    def run(self, config: dict, run_dir: Path, progress: bool = True) -> dict:
+        if self.runner is not None:
+            return self.runner(config, run_dir, progress)
+        records = run_training(config, run_dir, progress=progress)
+        return {"evaluations": records, "final": records[-1]}
+
+
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register(experiment: Experiment) -> Experiment:
+    EXPERIMENTS[experiment.name] = experiment
+    return experiment
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise UnknownNameError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    return profile
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise UnknownNameError(f"unknown experiment {name!r}; valid experiments: {', '.join(sorted(EXPERIMENTS))}")
+    return EXPERIMENTS[name]
+
+
+def resolve_profile(profile: str) -> str:
+    """The profile to use: the LDRKIT_PROFILE environment variable (set by CI) wins over the argument."""
+    return check_profile(os.environ.get("LDRKIT_PROFILE") or profile)
+
+
+def default_runs_dir() -> Path:
+    """Where run folders go: $LDRKIT_RUNS, else runs/ at the repository root (or the working directory)."""
+    if os.environ.get("LDRKIT_RUNS"):
+        return Path(os.environ["LDRKIT_RUNS"])
+    root = Path(__file__).resolve().parent.parent
+    return root / "runs" if (root / "_toc.yml").exists() else Path.cwd() / "runs"
+
+
+def run_dir_for(name: str, profile: str, seed: int) -> Path:
+    return default_runs_dir() / name / f"{profile}-seed{seed}"
+
+
+def run_experiment(name: str, profile: str, seed: int = 0, out: Path | str | None = None,
+                   progress: bool = True, overrides: dict | None = None) -> dict:
+    """Train and evaluate an experiment (or reuse a finished run with the same config) and return metrics.json.
+
+    `overrides` is merged into the profile's config (nested dicts merge key by key), for
+    tests and chapters that need a variant; it changes the config hash like any change.
+    """
+    experiment = get_experiment(name)
+    config = merge(experiment.config(profile, seed), overrides or {})
+    out = Path(out) if out is not None else run_dir_for(name, profile, seed)
+    digest = config_hash(config)
+    metrics_path = out / "metrics.json"
+    if metrics_path.exists():
+        metrics = json.loads(metrics_path.read_text())
+        if metrics.get("config_hash") == digest:
+            return metrics
+    start = time.perf_counter()
+    body = experiment.run(config, out, progress)
+    metrics = {"experiment": name, "profile": profile, "seed": seed,
+               "wall_seconds": round(time.perf_counter() - start, 2), **body,
+               "config_hash": digest, "run_dir": str(out)}
+    if body.get("evaluations"):
+        # A resumed run counts the time already spent before the interruption.
+        metrics["wall_seconds"] = round(max(metrics["wall_seconds"], body["evaluations"][-1].get("elapsed_seconds", 0)), 2)
+    _atomic_write(metrics_path, json.dumps(metrics, indent=1))
+    return metrics
+
+
+def merge(base: dict, overrides: dict) -> dict:
+    """A deep copy of base with overrides merged in, nested dicts key by key."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+# --- parity on the hypercube with an MLP (sections 4.1, 4.2, 5; appendix A.5) -------------------------
+
+def _parity_mlp_config(length: int, train_fraction: float, cpu_steps: int) -> Callable[[str, int], dict]:
+    def make(profile: str, seed: int) -> dict:
+        sizes = {
+            "smoke": dict(model={"type": "mlp", "hidden": 128, "depth": 3},
+                          train={"steps": 300, "batch_size": 256, "lr": 1e-3, "eval_every": 150},
+                          eval={"num_samples": 256, "sample_steps": 100, "ldr_samples": 16}),
+            "cpu": dict(model={"type": "mlp", "hidden": 256, "depth": 3},
+                        train={"steps": cpu_steps, "batch_size": 256, "lr": 1e-3, "eval_every": cpu_steps // 20},
+                        eval={"num_samples": 2048, "sample_steps": 1000, "ldr_samples": 128}),
+            # The paper gives no MLP size; it uses Adam lr 8e-5 and batch 16 for its image models (A.5).
+            "paper": dict(model={"type": "mlp", "hidden": 1024, "depth": 4},
+                          train={"steps": 200_000, "batch_size": 16, "lr": 8e-5, "eval_every": 10_000},
+                          eval={"num_samples": 4096, "sample_steps": 1000, "ldr_samples": 256}),
+        }[profile]
+        return {
+            "grammar": {"name": "parity", "length": length},
+            "split": {"train_fraction": train_fraction, "seed": seed},
+            "render": {"type": "scalar"},
+            "schedule": {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02},
+            "model": sizes["model"],
+            "train": {**sizes["train"], "seed": seed},
+            "eval": {**sizes["eval"], "ldr_position": 1},
+        }
+    return make
+
+
+register(Experiment("parity-mlp-L8", "Parity over {+-1}^8, half of the 128 valid sequences in training, MLP denoiser",
+                    _parity_mlp_config(8, 0.5, cpu_steps=20_000)))
+register(Experiment("parity-mlp-L16", "Parity over {+-1}^16, 5% of the 32768 valid sequences in training, MLP denoiser",
+                    _parity_mlp_config(16, 0.05, cpu_steps=20_000)))
