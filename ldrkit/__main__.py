@@ -1,4 +1,10 @@
-"""Command line: python -m ldrkit list | run NAME --profile P [--seed S] [--out DIR]."""
+"""Command line.
+
+    python -m ldrkit list
+    python -m ldrkit run NAME --profile {smoke,cpu,paper} [--seed S] [--out DIR]
+    python -m ldrkit ldr RUN_DIR [--method exact|estimate] [--probes K] [--n N]
+    python -m ldrkit bench ldr [--json]
+"""
 from __future__ import annotations
 
 import argparse
@@ -18,7 +24,29 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--out", default=None, help="run folder (default runs/NAME/PROFILE-seedS)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    probe = sub.add_parser("ldr", help="LDR at the five sqrt(alpha_bar) levels for every checkpoint of a run folder")
+    probe.add_argument("run_dir")
+    probe.add_argument("--method", choices=("exact", "estimate"), default="exact")
+    probe.add_argument("--probes", type=int, default=32, help="random probes per sample (estimate)")
+    probe.add_argument("--n", type=int, default=None, help="noised inputs per level (default: the run's ldr_samples)")
+    bench = sub.add_parser("bench", help="benchmarks")
+    bench.add_argument("what", choices=("ldr",))
+    bench.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+
+    if args.command == "ldr":
+        from .ldr import format_table, ldr_over_training
+        try:
+            rows = ldr_over_training(args.run_dir, method=args.method, probes=args.probes, n=args.n)
+        except FileNotFoundError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(format_table(rows))
+        return 0
+    if args.command == "bench":
+        from .bench import run_benchmark
+        run_benchmark(json_output=args.json)
+        return 0
 
     if args.command == "list":
         print("\n".join(sorted(experiments.EXPERIMENTS)))

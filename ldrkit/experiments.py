@@ -133,7 +133,7 @@ def _parity_mlp_config(length: int, train_fraction: float, cpu_steps: int) -> Ca
                           eval={"num_samples": 256, "sample_steps": 100, "ldr_samples": 16}),
             "cpu": dict(model={"type": "mlp", "hidden": 256, "depth": 3},
                         train={"steps": cpu_steps, "batch_size": 256, "lr": 1e-3, "eval_every": cpu_steps // 20},
-                        eval={"num_samples": 2048, "sample_steps": 1000, "ldr_samples": 128}),
+                        eval={"num_samples": 1024, "sample_steps": 1000, "ldr_samples": 128}),
             # The paper gives no MLP size; it uses Adam lr 8e-5 and batch 16 for its image models (A.5).
             "paper": dict(model={"type": "mlp", "hidden": 1024, "depth": 4},
                           train={"steps": 200_000, "batch_size": 16, "lr": 8e-5, "eval_every": 10_000},

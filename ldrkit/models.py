@@ -38,12 +38,124 @@ class MLPDenoiser(nn.Module):
         return self.out(h)
 
 
+class UNetDenoiser(nn.Module):
+    """diffusers' `UNet2DModel` behind the model(x, t) -> eps signature, for images (C, H, W).
+
+    Self-attention sits only at the lowest resolution (the last down block, its mirror up
+    block and the mid block): attention over many tokens dominates the CPU cost. H and W
+    must be divisible by 2 ** (len(channels) - 1); any aspect ratio works.
+    """
+
+    def __init__(self, signal_shape: tuple[int, int, int], channels: tuple[int, ...] = (16, 32, 32),
+                 layers_per_block: int = 1, attention_head_dim: int = 8, norm_num_groups: int = 8,
+                 dropout: float = 0.0):
+        super().__init__()
+        from diffusers import UNet2DModel
+        c, h, w = _image_shape(signal_shape, "unet")
+        levels = len(channels)
+        if h % 2 ** (levels - 1) or w % 2 ** (levels - 1):
+            raise ValueError(f"unet: image {h}x{w} is not divisible by 2**{levels - 1} for {levels} levels")
+        self.signal_shape = (c, h, w)
+        self.net = UNet2DModel(
+            sample_size=(h, w), in_channels=c, out_channels=c, block_out_channels=tuple(channels),
+            layers_per_block=layers_per_block,
+            down_block_types=("DownBlock2D",) * (levels - 1) + ("AttnDownBlock2D",),
+            up_block_types=("AttnUpBlock2D",) + ("UpBlock2D",) * (levels - 1),
+            attention_head_dim=attention_head_dim, norm_num_groups=norm_num_groups, dropout=dropout)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        _check_input(x, self.signal_shape, "UNetDenoiser")
+        return self.net(x, torch.as_tensor(t).expand(len(x))).sample
+
+
+def _rect_dit_class():
+    from diffusers import DiTTransformer2DModel
+    from diffusers.models.embeddings import get_2d_sincos_pos_embed
+
+    class RectDiT(DiTTransformer2DModel):
+        """DiTTransformer2DModel for an H x W patch grid (the parent's unpatchify assumes a square one)."""
+
+        def set_grid(self, height: int, width: int) -> None:
+            p = self.patch_size
+            if height % p or width % p:
+                raise ValueError(f"dit: image {height}x{width} is not divisible by the patch size {p}")
+            pe = self.pos_embed
+            pe.height, pe.width = height // p, width // p
+            grid = get_2d_sincos_pos_embed(self.inner_dim, (height // p, width // p), base_size=pe.base_size,
+                                           interpolation_scale=pe.interpolation_scale, output_type="pt")
+            pe.register_buffer("pos_embed", grid.float().unsqueeze(0), persistent=False)
+
+        def forward(self, hidden_states, timestep=None, class_labels=None, cross_attention_kwargs=None,
+                    return_dict=True):
+            import torch.nn.functional as F
+            p = self.patch_size
+            height, width = hidden_states.shape[-2] // p, hidden_states.shape[-1] // p
+            h = self.pos_embed(hidden_states)
+            for block in self.transformer_blocks:
+                h = block(h, timestep=timestep, class_labels=class_labels,
+                          cross_attention_kwargs=cross_attention_kwargs)
+            conditioning = self.transformer_blocks[0].norm1.emb(timestep, class_labels, hidden_dtype=h.dtype)
+            shift, scale = self.proj_out_1(F.silu(conditioning)).chunk(2, dim=1)
+            h = self.proj_out_2(self.norm_out(h) * (1 + scale[:, None]) + shift[:, None])
+            h = h.reshape(-1, height, width, p, p, self.out_channels)
+            h = torch.einsum("nhwpqc->nchpwq", h)
+            out = h.reshape(-1, self.out_channels, height * p, width * p)
+            return (out,) if not return_dict else type("Out", (), {"sample": out})()
+
+    return RectDiT
+
+
+class DiTDenoiser(nn.Module):
+    """diffusers' `DiTTransformer2DModel` as an unconditional model(x, t) -> eps on (C, H, W) images.
+
+    The class-conditioning of DiT's adaLN-zero blocks is fed one constant label (0), which
+    makes the model unconditional. A small subclass gives non-square patch grids their own
+    2-D sin-cos position embedding and unpatchify.
+    """
+
+    def __init__(self, signal_shape: tuple[int, int, int], patch_size: int = 4, layers: int = 4,
+                 heads: int = 4, head_dim: int = 16, dropout: float = 0.0):
+        super().__init__()
+        c, h, w = _image_shape(signal_shape, "dit")
+        if h % patch_size or w % patch_size:
+            raise ValueError(f"dit: image {h}x{w} is not divisible by the patch size {patch_size}")
+        self.signal_shape = (c, h, w)
+        self.net = _rect_dit_class()(
+            num_attention_heads=heads, attention_head_dim=head_dim, in_channels=c, out_channels=c,
+            num_layers=layers, dropout=dropout, sample_size=min(h, w), patch_size=patch_size,
+            num_embeds_ada_norm=1000)
+        self.net.set_grid(h, w)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        _check_input(x, self.signal_shape, "DiTDenoiser")
+        t = torch.as_tensor(t).expand(len(x))
+        labels = torch.zeros(len(x), dtype=torch.long)
+        return self.net(x, t, class_labels=labels).sample
+
+
+def _image_shape(signal_shape, kind: str) -> tuple[int, int, int]:
+    if len(signal_shape) != 3:
+        raise ValueError(f"{kind} needs image signals (C, H, W), got signal shape {tuple(signal_shape)}")
+    return tuple(int(s) for s in signal_shape)
+
+
+def _check_input(x: torch.Tensor, shape: tuple[int, ...], name: str) -> None:
+    if x.dim() != 4 or tuple(x.shape[1:]) != tuple(shape):
+        raise ValueError(f"{name} expects inputs of shape (n, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
 def build_model(spec: dict, signal_shape: tuple[int, ...]) -> nn.Module:
-    """Build a denoiser from a config entry such as {"type": "mlp", "hidden": 256, "depth": 3}."""
+    """Build a denoiser from a config entry.
+
+    {"type": "mlp", "hidden": 256, "depth": 3};
+    {"type": "unet", "channels": [16, 32, 32], "layers_per_block": 1, "attention_head_dim": 8, "norm_num_groups": 8};
+    {"type": "dit", "patch_size": 4, "layers": 4, "heads": 4, "head_dim": 16}.
+    Image models need signal_shape (C, H, W).
+    """
     spec = dict(spec)
     kind = spec.pop("type")
     if kind == "mlp":
@@ -51,4 +163,10 @@ def build_model(spec: dict, signal_shape: tuple[int, ...]) -> nn.Module:
         for s in signal_shape:
             dim *= s
         return MLPDenoiser(dim, **spec)
-    raise ValueError(f"unknown model type {kind!r}; known: mlp")
+    if kind == "unet":
+        if "channels" in spec:
+            spec["channels"] = tuple(spec["channels"])
+        return UNetDenoiser(tuple(signal_shape), **spec)
+    if kind == "dit":
+        return DiTDenoiser(tuple(signal_shape), **spec)
+    raise ValueError(f"unknown model type {kind!r}; known: mlp, unet, dit")

@@ -86,3 +86,27 @@ def run_training(config: dict, run_dir: Path, progress: bool = True, stop_after:
 
     return train(run_dir, config, model, setup.schedule, setup.train_data, evaluate_step,
                  stop_after=stop_after, progress=progress)
+
+
+def load_run(run_dir: Path, step: int | None = None) -> tuple[Setup, nn.Module, dict]:
+    """Rebuild a run's setup and load its model at `step` (default: the last checkpoint)."""
+    import json
+
+    from .train import checkpoints, load_checkpoint
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
+    stored = json.loads((run_dir / "config.json").read_text())
+    config = stored["config"]
+    setup = Setup.from_config(config)
+    model = setup.build_model(config)
+    found = dict(checkpoints(run_dir))
+    if not found:
+        raise FileNotFoundError(f"no checkpoints in {run_dir}")
+    step = max(found) if step is None else step
+    if step not in found:
+        raise FileNotFoundError(f"no checkpoint for step {step} in {run_dir}; saved steps: {sorted(found)}")
+    load_checkpoint(found[step], model, digest=stored["hash"])
+    model.eval()
+    return setup, model, config

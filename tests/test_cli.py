@@ -1,0 +1,63 @@
+import json
+import subprocess
+import sys
+
+from ldrkit.experiments import run_experiment
+
+CATEGORY_KEYS = {"invalid", "hallucination", "in_dataset", "extrapolation"}
+LEVEL_KEYS = {"0.1", "0.3", "0.5", "0.7", "0.9"}
+
+
+def ldrkit(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "ldrkit", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_list_prints_one_name_a_line():
+    out = ldrkit("list")
+    assert out.returncode == 0
+    names = out.stdout.split()
+    assert {"parity-mlp-L8", "parity-mlp-L16"} <= set(names)
+    assert names == sorted(names)
+
+
+def test_unknown_names_exit_nonzero_and_list_the_valid_ones():
+    out = ldrkit("run", "parity-mlp-L99", "--profile", "smoke")
+    assert out.returncode != 0 and "parity-mlp-L16" in out.stderr
+    out = ldrkit("run", "parity-mlp-L8", "--profile", "laptop")
+    assert out.returncode != 0 and "smoke, cpu, paper" in out.stderr
+
+
+def test_run_writes_metrics_json_in_the_contract_layout(tmp_path):
+    out = ldrkit("run", "parity-mlp-L8", "--profile", "smoke", "--seed", "2", "--out", str(tmp_path), "--quiet")
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["experiment"] == "parity-mlp-L8" and metrics["profile"] == "smoke" and metrics["seed"] == 2
+    assert metrics["wall_seconds"] > 0
+    assert metrics["final"] == metrics["evaluations"][-1]
+    for e in metrics["evaluations"]:
+        assert isinstance(e["step"], int)
+        assert set(e["categories"]) == CATEGORY_KEYS
+        assert abs(sum(e["categories"].values()) - 1) < 1e-9
+        assert set(e["ldr"]) == LEVEL_KEYS and set(e["ldr_x0"]) == LEVEL_KEYS
+        assert all(0 <= v <= 1 for v in [*e["ldr"].values(), *e["ldr_x0"].values()])
+
+
+def test_a_finished_run_is_reused_and_a_changed_config_retrains(tmp_path):
+    first = run_experiment("parity-mlp-L8", "smoke", out=tmp_path, progress=False)
+    again = run_experiment("parity-mlp-L8", "smoke", out=tmp_path, progress=False)
+    assert again == first  # read back, not retrained
+    other = run_experiment("parity-mlp-L8", "smoke", out=tmp_path / "other", progress=False,
+                           overrides={"train": {"steps": 150}})
+    assert other["config_hash"] != first["config_hash"] and other["final"]["step"] == 150
+
+
+def test_ldr_command_prints_a_table_per_checkpoint_and_caches(tmp_path):
+    assert ldrkit("run", "parity-mlp-L8", "--profile", "smoke", "--out", str(tmp_path), "--quiet").returncode == 0
+    out = ldrkit("ldr", str(tmp_path), "--n", "8")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("LDR over training (exact") and "eps@0.1" in lines[1]
+    assert [ln.split()[0] for ln in lines[3:]] == ["0", "150", "300"]
+    assert (tmp_path / "ldr_over_training.json").exists()
+    missing = ldrkit("ldr", str(tmp_path / "nowhere"))
+    assert missing.returncode != 0 and "not a run folder" in missing.stderr

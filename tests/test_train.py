@@ -1,0 +1,65 @@
+import json
+
+import pytest
+import torch
+
+from ldrkit.experiments import get_experiment, merge
+from ldrkit.models import MLPDenoiser
+from ldrkit.pipeline import Setup, run_training
+from ldrkit.train import ConfigMismatchError, checkpoints, load_checkpoint, read_metrics
+
+TINY = {"model": {"hidden": 32, "depth": 2},
+        "train": {"steps": 40, "batch_size": 32, "eval_every": 10},
+        "eval": {"num_samples": 32, "sample_steps": 10, "ldr_samples": 4}}
+
+
+def tiny_config(seed=0):
+    return merge(get_experiment("parity-mlp-L8").config("smoke", seed), TINY)
+
+
+def test_run_folder_layout(tmp_path):
+    records = run_training(tiny_config(), tmp_path, progress=False)
+    assert [r["step"] for r in records] == [0, 10, 20, 30, 40]
+    stored = json.loads((tmp_path / "config.json").read_text())
+    assert stored["config"] == tiny_config()
+    assert [s for s, _ in checkpoints(tmp_path)] == [0, 10, 20, 30, 40]
+    assert read_metrics(tmp_path) == records
+    assert (tmp_path / "resume.safetensors").exists()
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir())[-1] == "step_0000040.npy"
+
+
+def test_interrupted_run_resumes_to_the_same_numbers(tmp_path):
+    full = run_training(tiny_config(), tmp_path / "full", progress=False)
+    part = run_training(tiny_config(), tmp_path / "cut", progress=False, stop_after=20)
+    assert [r["step"] for r in part] == [0, 10, 20]
+    resumed = run_training(tiny_config(), tmp_path / "cut", progress=False)
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "elapsed_seconds"} for r in rs]
+    assert strip(resumed) == strip(full)
+    assert strip(read_metrics(tmp_path / "cut")) == strip(full)
+    a, b = MLPDenoiser(8, 32, 2), MLPDenoiser(8, 32, 2)
+    load_checkpoint(tmp_path / "full" / "model_0000040.safetensors", a)
+    load_checkpoint(tmp_path / "cut" / "model_0000040.safetensors", b)
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_interruption_between_checkpoints_drops_the_unsaved_evaluations(tmp_path):
+    run_training(tiny_config(), tmp_path, progress=False, stop_after=25)
+    assert [r["step"] for r in read_metrics(tmp_path)] == [0, 10, 20]
+    assert [r["step"] for r in run_training(tiny_config(), tmp_path, progress=False)] == [0, 10, 20, 30, 40]
+
+
+def test_a_different_config_is_refused(tmp_path):
+    run_training(tiny_config(), tmp_path, progress=False, stop_after=10)
+    with pytest.raises(ConfigMismatchError, match="different config"):
+        run_training(tiny_config(seed=1), tmp_path, progress=False)
+
+
+def test_a_checkpoint_of_another_config_is_refused(tmp_path):
+    run_training(tiny_config(), tmp_path, progress=False, stop_after=10)
+    setup = Setup.from_config(tiny_config())
+    model = setup.build_model(tiny_config())
+    with pytest.raises(ConfigMismatchError, match="made by config"):
+        load_checkpoint(tmp_path / "resume.safetensors", model, digest="0" * 16)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.safetensors", model)
