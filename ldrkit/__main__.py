@@ -4,6 +4,7 @@
     python -m ldrkit run NAME --profile {smoke,cpu,paper} [--seed S] [--out DIR]
     python -m ldrkit ldr RUN_DIR [--method exact|estimate] [--probes K] [--n N]
     python -m ldrkit bench ldr [--json]
+    python -m ldrkit theory k-table [--json]
 """
 from __future__ import annotations
 
@@ -32,7 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="benchmarks")
     bench.add_argument("what", choices=("ldr",))
     bench.add_argument("--json", action="store_true")
+    theory = sub.add_parser("theory", help="section 5 computations")
+    theory.add_argument("what", choices=("k-table",))
+    theory.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+
+    if args.command == "theory":
+        from .hypercube import format_k_table, k_table
+        rows = k_table()
+        print(json.dumps(rows, indent=1) if args.json else format_k_table(rows))
+        return 0
 
     if args.command == "ldr":
         from .ldr import format_table, ldr_over_training

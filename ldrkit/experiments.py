@@ -155,3 +155,108 @@ register(Experiment("parity-mlp-L8", "Parity over {+-1}^8, half of the 128 valid
                     _parity_mlp_config(8, 0.5, cpu_steps=20_000)))
 register(Experiment("parity-mlp-L16", "Parity over {+-1}^16, 5% of the 32768 valid sequences in training, MLP denoiser",
                     _parity_mlp_config(16, 0.05, cpu_steps=20_000)))
+
+
+# --- the three stairs of a two-layer ReLU network on parity (section 5, appendix A.8) ----------------
+
+def _stairs(d: int) -> Experiment:
+    def make(profile: str, seed: int) -> dict:
+        from .stairs import make_config
+        return make_config(d, profile, seed)
+
+    def run(config: dict, run_dir: Path, progress: bool) -> dict:
+        from .stairs import run_stairs
+        return run_stairs(config, Path(run_dir), progress)
+
+    return Experiment(f"three-stairs-d{d}", f"Two-layer ReLU network learning coordinate 1 of the parity score on {{+-1}}^{d}",
+                      make, run)
+
+
+register(_stairs(8))
+register(_stairs(16))
+
+
+# --- exact denoisers (oracles) of an experiment's data, sampled like a trained model -------------------
+
+def oracle_experiment(base: str, which: str) -> Experiment:
+    """`BASE-oracle-WHICH`: the base experiment's data and evaluation, with an exact denoiser and no training."""
+    def make(profile: str, seed: int) -> dict:
+        return {**get_experiment(base).config(profile, seed), "oracle": which}
+
+    def run(config: dict, run_dir: Path, progress: bool) -> dict:
+        from .oracle_runs import run_oracle
+        return run_oracle(config, run_dir, progress)
+
+    return Experiment(f"{base}-oracle-{which}", f"The exact {which} denoiser on the data of {base} (sampling only)", make, run)
+
+
+for _which in ("rule", "product", "memoriser"):
+    register(oracle_experiment("parity-mlp-L16", _which))
+
+
+# --- parity and Dyck parentheses as images, UNet and DiT (section 4.2, appendix A.5, A.7.1-A.7.2) -------
+
+# Models per profile. cpu: the measured CPU recipe (1 thread, minutes); paper: appendix A.5, where
+# the image is 64 pixels high (one 64x64 cell per parenthesis, our reading of "image size 64"),
+# the UNet has base width 64 and a 512-wide bottleneck, DiT-S has hidden 384 and patch 8.
+_PARENS_MODELS = {
+    "unet": {
+        "smoke": {"type": "unet", "channels": [8, 16, 16], "layers_per_block": 1, "attention_head_dim": 8,
+                  "norm_num_groups": 8},
+        "cpu": {"type": "unet", "channels": [16, 32, 32], "layers_per_block": 1, "attention_head_dim": 8,
+                "norm_num_groups": 8},
+        # diffusers has no linear-attention block: full attention in the three lowest levels and the mid block.
+        "paper": {"type": "unet", "channels": [64, 128, 256, 512], "layers_per_block": 1, "attention_head_dim": 32,
+                  "norm_num_groups": 32, "attention_levels": 3},
+    },
+    "dit": {
+        "smoke": {"type": "dit", "patch_size": 4, "layers": 1, "heads": 2, "head_dim": 8},
+        "cpu": {"type": "dit", "patch_size": 4, "layers": 4, "heads": 4, "head_dim": 16},
+        "paper": {"type": "dit", "patch_size": 8, "layers": 12, "heads": 6, "head_dim": 64},  # DiT-S/8
+    },
+}
+_PARENS_CELL = {"smoke": 8, "cpu": 8, "paper": 64}
+
+
+def _parens_config(grammar: str, length: int, train_fraction: float, model: str,
+                   cpu_steps: int) -> Callable[[str, int], dict]:
+    def make(profile: str, seed: int) -> dict:
+        sizes = {
+            "smoke": dict(train={"steps": 40, "batch_size": 32, "lr": 1e-3, "eval_every": 20},
+                          eval={"num_samples": 32, "sample_steps": 10, "ldr_samples": 2}),
+            "cpu": dict(train={"steps": cpu_steps, "batch_size": 64, "lr": 1e-3, "eval_every": cpu_steps // 8},
+                        eval={"num_samples": 256, "sample_steps": 50, "ldr_samples": 4}),
+            "paper": dict(train={"steps": 1_100_000, "batch_size": 16, "lr": 8e-5, "eval_every": 50_000},
+                          eval={"num_samples": 1024, "sample_steps": 100, "ldr_samples": 16,
+                                "ldr_method": "estimate", "ldr_probes": 64}),
+        }[profile]
+        return {
+            "grammar": {"name": grammar, "length": length},
+            "split": {"train_fraction": train_fraction, "seed": seed},
+            "render": {"type": "glyph", "cell": _PARENS_CELL[profile]},
+            # smoke/cpu: the model works on the images minus their mean pixel value (one constant,
+            # see pipeline.Setup), which made an L=8 UNet legible in about half the steps; paper: as is.
+            "data": {"center": profile != "paper"},
+            "schedule": {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02},
+            "model": dict(_PARENS_MODELS[model][profile]),
+            "train": {**sizes["train"], "seed": seed},
+            "eval": {**sizes["eval"], "sampler": "ddim", "ldr_position": 1},
+        }
+    return make
+
+
+register(Experiment("parity-parens-L8-unet",
+                    "Parity, L=8, as parenthesis images; half of the 128 valid sequences in training; UNet",
+                    _parens_config("parity", 8, 0.5, "unet", cpu_steps=2400)))
+register(Experiment("parity-parens-L16-unet",
+                    "Parity, L=16, as parenthesis images; 5% of the 32768 valid sequences in training; UNet",
+                    _parens_config("parity", 16, 0.05, "unet", cpu_steps=1200)))
+register(Experiment("parity-parens-L16-dit",
+                    "Parity, L=16, as parenthesis images; 5% of the 32768 valid sequences in training; DiT",
+                    _parens_config("parity", 16, 0.05, "dit", cpu_steps=2400)))
+register(Experiment("dyck-parens-unet",
+                    "Dyck words, L=12, as parenthesis images; half of the 132 words in training; UNet",
+                    _parens_config("dyck", 12, 0.5, "unet", cpu_steps=1800)))
+register(Experiment("dyck-parens-dit",
+                    "Dyck words, L=12, as parenthesis images; half of the 132 words in training; DiT",
+                    _parens_config("dyck", 12, 0.5, "dit", cpu_steps=2400)))

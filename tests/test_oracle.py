@@ -48,3 +48,33 @@ def test_oracle_eps_is_consistent_with_posterior_mean_and_differentiable():
                                atol=1e-5, rtol=1e-5)
     eps.sum().backward()
     assert torch.isfinite(x.grad).all()
+
+
+def test_product_of_cells_equals_the_brute_force_product_distribution():
+    from ldrkit.oracle import ProductOfCellsDenoiser
+    s = Schedule()
+    g = torch.Generator().manual_seed(1)
+    # 3 cells of 2 elements; non-uniform cell marginals from a small data set
+    data = torch.tensor([[1.0, 0.0, 2.0, 2.0, -1.0, 1.0],
+                         [1.0, 0.0, -2.0, 0.5, -1.0, 1.0],
+                         [0.0, 1.0, 2.0, 2.0, 3.0, 3.0]])
+    regions = [torch.tensor([i // 2 == j for i in range(6)]) for j in range(3)]
+    product = ProductOfCellsDenoiser(data, regions, s)
+    cells = [torch.unique(data[:, r], dim=0, return_counts=True) for r in regions]
+    support, weights = [], []
+    for combo in itertools.product(*[range(len(v)) for v, _ in cells]):
+        support.append(torch.cat([cells[j][0][k] for j, k in enumerate(combo)]))
+        weights.append(float(torch.prod(torch.tensor([cells[j][1][k] / len(data) for j, k in enumerate(combo)]))))
+    brute = FiniteSetDenoiser(torch.stack(support), s, torch.tensor(weights))
+    x = 2 * torch.randn(9, 6, generator=g)
+    for t in (50, 400, 900):
+        tt = torch.full((9,), t)
+        torch.testing.assert_close(product(x, tt), brute(x, tt), atol=1e-4, rtol=1e-4)
+
+
+def test_product_of_cells_refuses_overlapping_regions():
+    import pytest
+    from ldrkit.oracle import ProductOfCellsDenoiser
+    with pytest.raises(ValueError, match="disjoint"):
+        ProductOfCellsDenoiser(torch.zeros(2, 3), [torch.tensor([True, True, False]), torch.tensor([False, True, True])],
+                               Schedule())

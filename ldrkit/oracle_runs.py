@@ -1,0 +1,58 @@
+"""Exact denoisers of an experiment's data, run like any experiment (sampling only) and used as yardsticks.
+
+For an experiment's Setup there are three oracles (see `ldrkit.oracle`):
+- "rule": the exact denoiser of the rule distribution (its enumerated support, rendered);
+- "product": each symbol cell independent with its marginal over the training set;
+- "memoriser": the exact denoiser of the training set.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import ldr as ldr_probe
+from .categorize import fractions
+from .oracle import FiniteSetDenoiser, ProductOfCellsDenoiser, eps_distance
+
+ORACLES = ("rule", "product", "memoriser")
+
+
+def build_oracle(setup, which: str) -> torch.nn.Module:
+    """One of the three exact denoisers for an experiment's Setup."""
+    if which == "rule":
+        return FiniteSetDenoiser(setup.renderer.render(setup.grammar.enumerate()), setup.schedule)
+    if which == "product":
+        regions = [setup.renderer.region(j) for j in range(setup.grammar.length)]
+        return ProductOfCellsDenoiser(setup.train_data, regions, setup.schedule)
+    if which == "memoriser":
+        return FiniteSetDenoiser(setup.train_data, setup.schedule)
+    raise ValueError(f"unknown oracle {which!r}; choose from {ORACLES}")
+
+
+def oracle_distances(model, setup, oracles: dict, levels=ldr_probe.LEVELS, n: int = 64, seed: int = 0) -> dict:
+    """{oracle: {level: mean per-coordinate (eps_model - eps_oracle)^2}} on noised training inputs."""
+    out: dict[str, dict[str, float]] = {name: {} for name in oracles}
+    for level in levels:
+        t = setup.schedule.timestep_for(level)
+        inputs = ldr_probe.noised_inputs(setup.train_data, setup.schedule, t, n, torch.Generator().manual_seed(seed))
+        for name, oracle in oracles.items():
+            out[name][f"{level:g}"] = eps_distance(model, oracle, inputs, t)
+    return out
+
+
+def run_oracle(config: dict, run_dir: Path, progress: bool = True) -> dict:
+    """Sample from config["oracle"] through the ordinary pipeline; one evaluation at step 0, no training."""
+    from .pipeline import Setup
+
+    setup = Setup.from_config(config)
+    oracle = build_oracle(setup, config["oracle"])
+    ev = config["eval"]
+    seed = config["train"]["seed"]
+    samples = setup.generate(oracle, ev["num_samples"], seed, ev.get("sample_steps"), progress=progress)
+    region = setup.renderer.region(ev["ldr_position"])
+    table = ldr_probe.ldr_levels(oracle, setup.schedule, region, setup.train_data, n=ev["ldr_samples"], seed=seed)
+    record = {"step": 0, "categories": fractions(setup.categorize(samples)), "ldr": table["eps"], "ldr_x0": table["x0"]}
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    torch.save(samples.half(), Path(run_dir) / "samples.pt")
+    return {"oracle": config["oracle"], "evaluations": [record], "final": record}

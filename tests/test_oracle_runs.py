@@ -1,0 +1,43 @@
+"""Sampling from the exact denoisers through the ordinary pipeline (issue: oracles as baselines)."""
+import math
+
+import pytest
+
+from ldrkit.experiments import get_experiment, run_experiment
+from ldrkit.oracle_runs import build_oracle, oracle_distances
+from ldrkit.pipeline import Setup
+
+N = 512  # samples: the binomial standard error of a fraction near 1/2 is 0.022
+
+
+def run(which, tmp_path):
+    return run_experiment(f"parity-mlp-L16-oracle-{which}", "smoke", out=tmp_path, progress=False,
+                          overrides={"eval": {"num_samples": N, "sample_steps": 200}})["final"]["categories"]
+
+
+def test_the_rule_oracle_never_breaks_the_rule(tmp_path):
+    c = run("rule", tmp_path)
+    assert c["invalid"] == 0 and c["hallucination"] == 0
+    # it samples the rule distribution, so training sequences appear at their share (5%)
+    assert abs(c["in_dataset"] - 0.05) < 4 * math.sqrt(0.05 * 0.95 / N)
+
+
+def test_the_product_oracle_breaks_parity_half_of_the_time(tmp_path):
+    c = run("product", tmp_path)
+    assert c["invalid"] == 0
+    assert abs(c["hallucination"] - 0.5) < 4 * math.sqrt(0.25 / N)
+
+
+def test_the_memoriser_only_reproduces_training_sequences(tmp_path):
+    assert run("memoriser", tmp_path)["in_dataset"] == 1.0
+
+
+def test_distance_to_oracles_is_zero_for_the_oracle_itself():
+    config = get_experiment("parity-mlp-L16").config("smoke", 0)
+    setup = Setup.from_config(config)
+    oracles = {w: build_oracle(setup, w) for w in ("rule", "product", "memoriser")}
+    d = oracle_distances(oracles["memoriser"], setup, oracles, n=16)
+    assert all(v < 1e-10 for v in d["memoriser"].values())
+    assert d["rule"]["0.9"] > 1e-3  # the memoriser differs from the rule at low noise
+    with pytest.raises(ValueError, match="unknown oracle"):
+        build_oracle(setup, "teacher")
