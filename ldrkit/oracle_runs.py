@@ -56,3 +56,34 @@ def run_oracle(config: dict, run_dir: Path, progress: bool = True) -> dict:
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     torch.save(samples.half(), Path(run_dir) / "samples.pt")
     return {"oracle": config["oracle"], "evaluations": [record], "final": record}
+
+
+def oracle_distance_over_training(run_dir: Path, n: int = 64, seed: int = 0, levels=ldr_probe.LEVELS) -> list[dict]:
+    """Distance of every checkpoint of a run to the three oracles, cached in RUN_DIR/oracle_distance.json.
+
+    Returns one row per checkpoint: {"step", "rule": {level: d}, "product": {...}, "memoriser": {...}}.
+    Only checkpoints missing from the cache are computed.
+    """
+    import json
+
+    from .pipeline import load_run
+    from .train import checkpoints, load_checkpoint
+
+    run_dir = Path(run_dir)
+    cache_path = run_dir / "oracle_distance.json"
+    key = json.dumps({"n": n, "seed": seed, "levels": list(levels)})
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    entry = cache.setdefault(key, {})
+    found = checkpoints(run_dir)
+    todo = [(s, p) for s, p in found if str(s) not in entry]
+    if todo:
+        setup, model, _ = load_run(run_dir)
+        oracles = {w: build_oracle(setup, w) for w in ORACLES}
+        for step, path in todo:
+            load_checkpoint(path, model)
+            model.eval()
+            entry[str(step)] = oracle_distances(model, setup, oracles, levels, n, seed)
+            tmp = cache_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(cache))
+            tmp.replace(cache_path)
+    return [{"step": s, **entry[str(s)]} for s, _ in found]
