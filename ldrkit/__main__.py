@@ -5,6 +5,8 @@
     python -m ldrkit ldr RUN_DIR [--method exact|estimate] [--probes K] [--n N]
     python -m ldrkit bench ldr [--json]
     python -m ldrkit theory k-table [--json]
+    python -m ldrkit chapter run book/NAME.md --out DIR [-p KEY VALUE ...]
+    python -m ldrkit chapter batch book/NAME.md --out DIR --seeds 0 1 2 [-p KEY VALUE ...]
 """
 from __future__ import annotations
 
@@ -36,7 +38,27 @@ def main(argv: list[str] | None = None) -> int:
     theory = sub.add_parser("theory", help="section 5 computations")
     theory.add_argument("what", choices=("k-table",))
     theory.add_argument("--json", action="store_true")
+    chapter = sub.add_parser("chapter", help="execute a chapter with papermill (one run or a grid of seeds)")
+    chapter.add_argument("action", choices=("run", "batch"))
+    chapter.add_argument("path", help="a chapter, e.g. book/parity-mlp.md")
+    chapter.add_argument("--out", required=True, help="folder for the executed notebook(s), runs and summary")
+    chapter.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                         help="parameter injected into the chapter's parameters cell (repeatable)")
+    chapter.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds of a batch (default 0 1)")
     args = parser.parse_args(argv)
+
+    if args.command == "chapter":
+        from .chapters import format_summary, parse_parameters, run_batch, run_chapter
+        params = parse_parameters(args.parameter)
+        try:
+            if args.action == "run":
+                print(run_chapter(args.path, args.out, params))
+            else:
+                print(format_summary(run_batch(args.path, args.out, params, {"seed": args.seeds})))
+        except (FileNotFoundError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0
 
     if args.command == "theory":
         from .hypercube import format_k_table, k_table
