@@ -1,4 +1,4 @@
-"""The DDPM noise schedule, forward noising, the epsilon loss (eq. 8) and the ancestral sampler.
+"""The DDPM noise schedule, forward noising, the epsilon loss (eq. 8) and the samplers (ancestral DDPM, DDIM).
 
 Betas, alpha_bar, `add_noise` and the reverse step come from diffusers' `DDPMScheduler`
 rather than being re-derived here; this module adds the pieces the book needs around them.
@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from diffusers import DDPMScheduler
+from diffusers import DDIMScheduler, DDPMScheduler
 from tqdm.auto import tqdm
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -55,21 +55,34 @@ class Schedule:
 
     @torch.no_grad()
     def sample(self, model: Denoiser, n: int, shape: tuple[int, ...], generator: torch.Generator,
-               num_steps: int | None = None, progress: bool = True, return_trajectory: bool = False):
-        """Ancestral DDPM sampling of n signals from pure noise (diffusers' reverse step).
+               num_steps: int | None = None, progress: bool = True, return_trajectory: bool = False,
+               sampler: str = "ddpm"):
+        """Sample n signals from pure noise with the reverse process of diffusers' schedulers.
 
-        `num_steps` < T uses diffusers' strided DDPM timesteps. With `return_trajectory`,
-        also returns the list of (t, x_t) visited.
+        sampler "ddpm" (default): ancestral DDPM; `num_steps` < T uses diffusers' strided DDPM
+        timesteps. sampler "ddim": deterministic DDIM (eta = 0, `clip_sample=False`) on
+        `num_steps` timesteps (default 50), the cheap choice for image models. With
+        `return_trajectory`, also returns the list of (t, x_t) visited.
         """
-        scheduler = DDPMScheduler(**self.config)
-        scheduler.set_timesteps(num_steps or self.num_timesteps)
+        if sampler == "ddpm":
+            scheduler = DDPMScheduler(**self.config)
+            scheduler.set_timesteps(num_steps or self.num_timesteps)
+        elif sampler == "ddim":
+            config = {k: v for k, v in self.config.items() if k != "variance_type"}
+            scheduler = DDIMScheduler(**config, set_alpha_to_one=True)
+            scheduler.set_timesteps(num_steps or 50)
+        else:
+            raise ValueError(f"unknown sampler {sampler!r}; known: ddpm, ddim")
         x = torch.randn((n, *shape), generator=generator)
         trajectory = []
         for t in tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):
             if return_trajectory:
                 trajectory.append((int(t), x.clone()))
             eps = model(x, torch.full((n,), int(t), dtype=torch.long))
-            x = scheduler.step(eps, t, x, generator=generator).prev_sample
+            if sampler == "ddpm":
+                x = scheduler.step(eps, t, x, generator=generator).prev_sample
+            else:
+                x = scheduler.step(eps, t, x, eta=0.0).prev_sample
         return (x, trajectory) if return_trajectory else x
 
 

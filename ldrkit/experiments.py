@@ -190,8 +190,7 @@ def oracle_experiment(base: str, which: str) -> Experiment:
     return Experiment(f"{base}-oracle-{which}", f"The exact {which} denoiser on the data of {base} (sampling only)", make, run)
 
 
-for _which in ("rule", "product", "memoriser"):
-    register(oracle_experiment("parity-mlp-L16", _which))
+
 
 
 # --- parity and Dyck parentheses as images, UNet and DiT (section 4.2, appendix A.5, A.7.1-A.7.2) -------
@@ -260,3 +259,70 @@ register(Experiment("dyck-parens-unet",
 register(Experiment("dyck-parens-dit",
                     "Dyck words, L=12, as parenthesis images; half of the 132 words in training; DiT",
                     _parens_config("dyck", 12, 0.5, "dit", cpu_steps=2400)))
+
+
+# --- Quarter-MNIST: four handwritten digits, s1 + s2 = s3 + s4 (section 4.2, appendix A.5, A.7.3) ----
+
+# smoke/cpu: scikit-learn's 8x8 digits (offline), 16x16 images; paper: MNIST 28x28 quarters (56x56
+# images, local IDX files, see ldrkit.digits.load_mnist), UNet base width 64, DiT-S with patch 8.
+_QUARTER_MODELS = {
+    "unet": {
+        "smoke": {"type": "unet", "channels": [8, 16, 16], "layers_per_block": 1, "attention_head_dim": 8,
+                  "norm_num_groups": 8},
+        "cpu": {"type": "unet", "channels": [16, 32, 32], "layers_per_block": 1, "attention_head_dim": 8,
+                "norm_num_groups": 8},
+        "paper": {"type": "unet", "channels": [64, 128, 256, 512], "layers_per_block": 1, "attention_head_dim": 32,
+                  "norm_num_groups": 32, "attention_levels": 3},
+    },
+    "dit": {
+        "smoke": {"type": "dit", "patch_size": 4, "layers": 1, "heads": 2, "head_dim": 8},
+        "cpu": {"type": "dit", "patch_size": 2, "layers": 4, "heads": 4, "head_dim": 16},
+        "paper": {"type": "dit", "patch_size": 8, "layers": 12, "heads": 6, "head_dim": 64},  # DiT-S/8, 56 = 7 * 8
+    },
+}
+# A quarter is legible when the classifier gives its top digit probability >= 0.5 (see ldrkit.digits).
+_QUARTER_RENDER = {
+    "smoke": {"type": "quarter-digits", "source": "sklearn", "size": 8, "copies": 1, "threshold": 0.5},
+    "cpu": {"type": "quarter-digits", "source": "sklearn", "size": 8, "copies": 8, "threshold": 0.5},
+    "paper": {"type": "quarter-digits", "source": "mnist", "size": 28, "copies": 64, "threshold": 0.5},
+}
+_QUARTER_CPU_STEPS = {"unet": 6000, "dit": 5000}
+
+
+def _quarter_config(model: str) -> Callable[[str, int], dict]:
+    def make(profile: str, seed: int) -> dict:
+        steps = _QUARTER_CPU_STEPS[model]
+        sizes = {
+            "smoke": dict(train={"steps": 30, "batch_size": 32, "lr": 1e-3, "eval_every": 15},
+                          eval={"num_samples": 32, "sample_steps": 10, "ldr_samples": 1}),
+            "cpu": dict(train={"steps": steps, "batch_size": 64, "lr": 1e-3, "eval_every": steps // 10},
+                        eval={"num_samples": 256, "sample_steps": 50, "ldr_samples": 4}),
+            "paper": dict(train={"steps": 180_000, "batch_size": 16, "lr": 8e-5, "eval_every": 10_000},
+                          eval={"num_samples": 1024, "sample_steps": 100, "ldr_samples": 16,
+                                "ldr_method": "estimate", "ldr_probes": 64}),
+        }[profile]
+        return {
+            "grammar": {"name": "digit-sum", "length": 4},
+            # 470 of the 670 valid tuples for training, 200 held out (section 4.2).
+            "split": {"train_fraction": 470 / 670, "seed": seed},
+            "render": {**_QUARTER_RENDER[profile], "seed": seed},
+            "data": {"center": profile != "paper"},
+            "schedule": {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02},
+            "model": dict(_QUARTER_MODELS[model][profile]),
+            "train": {**sizes["train"], "seed": seed},
+            "eval": {**sizes["eval"], "sampler": "ddim", "ldr_position": 0},
+        }
+    return make
+
+
+register(Experiment("quarter-digits-unet",
+                    "Quarter-MNIST: four handwritten digits with s1+s2=s3+s4, 470 of 670 tuples in training; UNet",
+                    _quarter_config("unet")))
+register(Experiment("quarter-digits-dit",
+                    "Quarter-MNIST: four handwritten digits with s1+s2=s3+s4, 470 of 670 tuples in training; DiT",
+                    _quarter_config("dit")))
+
+
+for _base in ("parity-mlp-L16", "parity-parens-L16-unet"):
+    for _which in ("rule", "product", "memoriser"):
+        register(oracle_experiment(_base, _which))

@@ -97,11 +97,86 @@ class Parity(Grammar):
         return f"Parity(L={self.length})"
 
 
-GRAMMARS = {"parity": Parity}
+class Dyck(Grammar):
+    """Dyck words of length L over +1 = '(' (push) and -1 = ')' (pop), appendix A.5.
+
+    A sequence is valid when every prefix sum is >= 0 (no prefix closes more than it
+    opened: the stack never pops when empty) and the total sum is 0 (the stack is empty
+    at the end). L must be even; there are Catalan(L/2) = C(L, L/2) / (L/2 + 1) valid words.
+    Sampling is exactly uniform over them, by walking a table of completion counts
+    (no enumeration needed, so long words work too).
+    """
+
+    name = "dyck"
+    symbols = (1, -1)
+
+    def __init__(self, length: int):
+        if length < 2 or length % 2:
+            raise ValueError(f"Dyck needs an even length >= 2, got {length}")
+        self.length = length
+        # ways[i][h]: number of valid completions of the last L - i symbols from height h.
+        ways = [[0] * (length + 2) for _ in range(length + 1)]
+        ways[length][0] = 1
+        for i in range(length - 1, -1, -1):
+            for h in range(length + 1):
+                ways[i][h] = ways[i + 1][h + 1] + (ways[i + 1][h - 1] if h > 0 else 0)
+        self._ways = ways
+
+    def is_valid(self, seqs: np.ndarray) -> np.ndarray:
+        seqs = self._check_shape(seqs)
+        legal = np.isin(seqs, self.symbols).all(axis=1)
+        heights = np.cumsum(np.where(legal[:, None], seqs, 0), axis=1)
+        return legal & (heights >= 0).all(axis=1) & (heights[:, -1] == 0)
+
+    def count(self) -> int:
+        return self._ways[0][0]
+
+    def enumerate(self) -> np.ndarray:
+        """Every Dyck word, in lexicographic order with '(' (+1) before ')' (-1)."""
+        out: list[list[int]] = []
+
+        def extend(prefix: list[int], h: int) -> None:
+            i = len(prefix)
+            if i == self.length:
+                out.append(list(prefix))
+                return
+            for s in (1, -1):
+                if h + s >= 0 and self._ways[i + 1][h + s] > 0:
+                    prefix.append(s)
+                    extend(prefix, h + s)
+                    prefix.pop()
+
+        extend([], 0)
+        return np.array(out, dtype=np.int8).reshape(-1, self.length)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        out = np.empty((n, self.length), dtype=np.int8)
+        h = np.zeros(n, dtype=np.int64)
+        ways = np.array(self._ways, dtype=np.float64)
+        for i in range(self.length):
+            up = ways[i + 1][h + 1]
+            down = np.where(h > 0, ways[i + 1][np.maximum(h - 1, 0)], 0.0)
+            step = np.where(rng.random(n) * (up + down) < up, 1, -1)
+            out[:, i] = step
+            h = h + step
+        return out
+
+    def __repr__(self) -> str:
+        return f"Dyck(L={self.length})"
+
+
+GRAMMARS = {"parity": Parity, "dyck": Dyck}
+
+
+# Grammars defined in their own modules, imported on first use: name -> (module, class).
+_LAZY = {"digit-sum": ("ldrkit.digits", "DigitSum")}
 
 
 def get_grammar(name: str, **kwargs) -> Grammar:
     """Build a grammar by name; an unknown name lists the known ones."""
+    if name not in GRAMMARS and name in _LAZY:
+        import importlib
+        GRAMMARS[name] = getattr(importlib.import_module(_LAZY[name][0]), _LAZY[name][1])
     if name not in GRAMMARS:
-        raise ValueError(f"unknown grammar {name!r}; known grammars: {', '.join(sorted(GRAMMARS))}")
+        raise ValueError(f"unknown grammar {name!r}; known grammars: {', '.join(sorted(set(GRAMMARS) | set(_LAZY)))}")
     return GRAMMARS[name](**kwargs)

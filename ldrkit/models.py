@@ -41,26 +41,31 @@ class MLPDenoiser(nn.Module):
 class UNetDenoiser(nn.Module):
     """diffusers' `UNet2DModel` behind the model(x, t) -> eps signature, for images (C, H, W).
 
-    Self-attention sits only at the lowest resolution (the last down block, its mirror up
-    block and the mid block): attention over many tokens dominates the CPU cost. H and W
-    must be divisible by 2 ** (len(channels) - 1); any aspect ratio works.
+    By default self-attention sits only at the lowest resolution (the last down block, its
+    mirror up block and the mid block): attention over many tokens dominates the CPU cost.
+    `attention_levels` = k puts diffusers' (full softmax) attention in the k lowest-resolution
+    levels instead; the mid block always has it. H and W must be divisible by
+    2 ** (len(channels) - 1); any aspect ratio works.
     """
 
     def __init__(self, signal_shape: tuple[int, int, int], channels: tuple[int, ...] = (16, 32, 32),
                  layers_per_block: int = 1, attention_head_dim: int = 8, norm_num_groups: int = 8,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, attention_levels: int = 1):
         super().__init__()
         from diffusers import UNet2DModel
         c, h, w = _image_shape(signal_shape, "unet")
         levels = len(channels)
         if h % 2 ** (levels - 1) or w % 2 ** (levels - 1):
             raise ValueError(f"unet: image {h}x{w} is not divisible by 2**{levels - 1} for {levels} levels")
+        k = int(attention_levels)
+        if not 0 <= k <= levels:
+            raise ValueError(f"unet: attention_levels must lie in 0..{levels}, got {k}")
         self.signal_shape = (c, h, w)
         self.net = UNet2DModel(
             sample_size=(h, w), in_channels=c, out_channels=c, block_out_channels=tuple(channels),
             layers_per_block=layers_per_block,
-            down_block_types=("DownBlock2D",) * (levels - 1) + ("AttnDownBlock2D",),
-            up_block_types=("AttnUpBlock2D",) + ("UpBlock2D",) * (levels - 1),
+            down_block_types=("DownBlock2D",) * (levels - k) + ("AttnDownBlock2D",) * k,
+            up_block_types=("AttnUpBlock2D",) * k + ("UpBlock2D",) * (levels - k),
             attention_head_dim=attention_head_dim, norm_num_groups=norm_num_groups, dropout=dropout)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,8 @@ ORACLES = ("rule", "product", "memoriser")
 def build_oracle(setup, which: str) -> torch.nn.Module:
     """One of the three exact denoisers for an experiment's Setup."""
     if which == "rule":
-        return FiniteSetDenoiser(setup.renderer.render(setup.grammar.enumerate()), setup.schedule)
+        # In the model's space: the same constant shift as the training data (see Setup.from_config).
+        return FiniteSetDenoiser(setup.renderer.render(setup.grammar.enumerate()) - setup.shift, setup.schedule)
     if which == "product":
         regions = [setup.renderer.region(j) for j in range(setup.grammar.length)]
         return ProductOfCellsDenoiser(setup.train_data, regions, setup.schedule)
@@ -49,7 +50,8 @@ def run_oracle(config: dict, run_dir: Path, progress: bool = True) -> dict:
     oracle = build_oracle(setup, config["oracle"])
     ev = config["eval"]
     seed = config["train"]["seed"]
-    samples = setup.generate(oracle, ev["num_samples"], seed, ev.get("sample_steps"), progress=progress)
+    samples = setup.generate(oracle, ev["num_samples"], seed, ev.get("sample_steps"), progress=progress,
+                             sampler=ev.get("sampler", "ddpm"))
     region = setup.renderer.region(ev["ldr_position"])
     table = ldr_probe.ldr_levels(oracle, setup.schedule, region, setup.train_data, n=ev["ldr_samples"], seed=seed)
     record = {"step": 0, "categories": fractions(setup.categorize(samples)), "ldr": table["eps"], "ldr_x0": table["x0"]}

@@ -17,19 +17,25 @@ from .categorize import categorize, fractions
 from .diffusion import Schedule
 from .grammars import Grammar, Split, get_grammar
 from .models import build_model
-from .render import EmbeddingRenderer, Renderer, ScalarRenderer
+from .render import EmbeddingRenderer, GlyphRenderer, Renderer, ScalarRenderer
 from .train import train
 
 
 def build_renderer(spec: dict, length: int) -> Renderer:
-    """A renderer from a config entry: {"type": "scalar"} or {"type": "embedding", "dim": k, "seed": s}."""
+    """A renderer from a config entry: {"type": "scalar"}, {"type": "embedding", "dim": k, "seed": s}
+    or {"type": "glyph", "cell": 8, ...} (parenthesis images, see `render.GlyphRenderer`)."""
     spec = dict(spec)
     kind = spec.pop("type")
     if kind == "scalar":
         return ScalarRenderer(length, **spec)
     if kind == "embedding":
         return EmbeddingRenderer(length, **spec)
-    raise ValueError(f"unknown renderer {kind!r}; known: scalar, embedding")
+    if kind == "glyph":
+        return GlyphRenderer(length, **spec)
+    if kind == "quarter-digits":
+        from .digits import QuarterDigitRenderer
+        return QuarterDigitRenderer(length, **spec)
+    raise ValueError(f"unknown renderer {kind!r}; known: scalar, embedding, glyph, quarter-digits")
 
 
 @dataclass
@@ -41,33 +47,57 @@ class Setup:
     renderer: Renderer
     schedule: Schedule
     train_data: torch.Tensor
+    shift: float = 0.0
 
     @classmethod
     def from_config(cls, config: dict) -> "Setup":
+        """config["data"] = {"center": true} (optional) subtracts the training set's mean pixel value.
+
+        The model then works on signals shifted by that one constant (`shift`): `train_data`
+        (what training and the LDR probes see) is centred, and `generate` adds the constant back
+        before anything is decoded, so samples live in the renderer's space. A constant shift
+        carries no information about the rule; it spares an image model with a dark
+        background (mean about -0.85) from having to learn that offset exactly in its eps
+        output at high noise, where an error is amplified by 1/sqrt(alpha_bar) in x0.
+        """
         g = dict(config["grammar"])
         grammar = get_grammar(g.pop("name"), **g)
         split = grammar.split(config["split"]["train_fraction"], config["split"]["seed"])
         renderer = build_renderer(config["render"], grammar.length)
-        return cls(grammar, split, renderer, Schedule(**config.get("schedule", {})), renderer.render(split.train))
+        # A probabilistic renderer may render its training set differently (e.g. several draws per sequence).
+        data = getattr(renderer, "render_training", renderer.render)(split.train)
+        shift = float(data.mean()) if config.get("data", {}).get("center", False) else 0.0
+        return cls(grammar, split, renderer, Schedule(**config.get("schedule", {})), data - shift, shift)
 
     def build_model(self, config: dict) -> nn.Module:
         torch.manual_seed(config["train"]["seed"])
         return build_model(config["model"], self.renderer.signal_shape)
 
-    def generate(self, model, n: int, seed: int, num_steps: int | None = None, progress: bool = False) -> torch.Tensor:
+    def generate(self, model, n: int, seed: int, num_steps: int | None = None, progress: bool = False,
+                 sampler: str = "ddpm") -> torch.Tensor:
         gen = torch.Generator().manual_seed(seed)
-        return self.schedule.sample(model, n, self.renderer.signal_shape, gen, num_steps=num_steps, progress=progress)
+        x = self.schedule.sample(model, n, self.renderer.signal_shape, gen, num_steps=num_steps, progress=progress,
+                                 sampler=sampler)
+        return x + self.shift if self.shift else x
 
     def categorize(self, samples: torch.Tensor) -> np.ndarray:
         return categorize(self.renderer.decode(samples), self.grammar, self.split.train)
 
 
 def evaluate(setup: Setup, model, eval_config: dict, seed: int) -> tuple[dict, torch.Tensor]:
-    """Categories and LDR (eps and x0 outputs) of one model; also returns the generated samples."""
-    samples = setup.generate(model, eval_config["num_samples"], seed, eval_config.get("sample_steps"))
+    """Categories and LDR (eps and x0 outputs) of one model; also returns the generated samples.
+
+    eval_config: num_samples, sample_steps, ldr_position, ldr_samples; optional sampler
+    ("ddpm", the default, or "ddim"), ldr_method ("exact", the default, or "estimate") and
+    ldr_probes (for "estimate", default 32).
+    """
+    samples = setup.generate(model, eval_config["num_samples"], seed, eval_config.get("sample_steps"),
+                             sampler=eval_config.get("sampler", "ddpm"))
     region = setup.renderer.region(eval_config["ldr_position"])
     table = ldr_probe.ldr_levels(model, setup.schedule, region, setup.train_data,
-                                 n=eval_config["ldr_samples"], seed=seed)
+                                 n=eval_config["ldr_samples"], seed=seed,
+                                 method=eval_config.get("ldr_method", "exact"),
+                                 probes=eval_config.get("ldr_probes", 32))
     record = {"categories": fractions(setup.categorize(samples)), "ldr": table["eps"], "ldr_x0": table["x0"]}
     return record, samples
 

@@ -126,3 +126,111 @@ class EmbeddingRenderer(Renderer):
         mask = torch.zeros(self.length, self.dim, dtype=torch.bool)
         mask[position] = True
         return mask.reshape(-1)
+
+
+def draw_glyph(char: str, draw_size: int = 32, font: str = "DejaVu Sans", fill: float = 0.9) -> np.ndarray:
+    """One character rasterised by FreeType (matplotlib's ft2font) into a draw_size square, coverage in [0, 1].
+
+    The font file is the one matplotlib ships (found by name, no fallback). The glyph is
+    scaled so that its ink is `fill` of the square's height and centred on its ink bounding
+    box, so '(' and ')' are mirror images of each other. Deterministic: no hinting.
+    """
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font, LoadFlags
+
+    path = font_manager.findfont(font, fallback_to_default=False)
+    face = FT2Font(path)
+
+    def raster(size: float) -> np.ndarray:
+        face.clear()
+        face.set_size(size, 72)
+        face.set_text(char, 0.0, flags=LoadFlags.NO_HINTING)
+        face.draw_glyphs_to_bitmap(antialiased=True)
+        img = np.asarray(face.get_image(), dtype=np.float64) / 255.0
+        rows, cols = np.flatnonzero(img.max(1) > 0), np.flatnonzero(img.max(0) > 0)
+        if len(rows) == 0:
+            raise ValueError(f"character {char!r} has no ink in font {path}")
+        return img[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+    ink = raster(draw_size)
+    ink = raster(draw_size * fill * draw_size / ink.shape[0])  # one rescale brings the ink height to `fill`
+    h, w = ink.shape
+    if h > draw_size or w > draw_size:
+        ink = ink[:draw_size, :draw_size]
+        h, w = ink.shape
+    canvas = np.zeros((draw_size, draw_size))
+    top, left = (draw_size - h) // 2, (draw_size - w) // 2
+    canvas[top:top + h, left:left + w] = ink
+    return canvas
+
+
+class GlyphRenderer(Renderer):
+    """Parenthesis images: one `cell` x `cell` glyph per symbol, side by side (1 channel, cell x cell*L).
+
+    Symbol +1 is drawn as '(' and -1 as ')' (the paper's Parity and Dyck renderings). Each
+    glyph is rasterised from DejaVu Sans at `draw_size` pixels (default 4 * cell), its ink
+    `fill` (default 0.9) of the cell's height, and box-downsampled to the cell; pixels are -1 (background) to +1 (ink). With `jitter` = j > 0
+    every glyph is shifted by a random whole number of draw pixels in [-j, j] in each direction
+    before downsampling (seeded per render call by `seed`); the default 0 keeps the data a
+    finite set of images, one per sequence.
+
+    Decoding reads cell by cell with `ocr.TemplateOCR` against the unshifted templates;
+    `ocr` passes its thresholds. The LDR region of a position is its cell.
+    """
+
+    def __init__(self, length: int, cell: int = 8, draw_size: int | None = None, symbols: tuple[int, ...] = (1, -1),
+                 glyphs: tuple[str, ...] = ("(", ")"), font: str = "DejaVu Sans", fill: float = 0.9,
+                 jitter: int = 0, seed: int = 0, ocr: dict | None = None):
+        from .ocr import TemplateOCR
+
+        self.length, self.cell, self.symbols, self.glyphs = length, cell, tuple(symbols), tuple(glyphs)
+        if len(self.glyphs) != len(self.symbols):
+            raise ValueError(f"{len(self.glyphs)} glyphs for {len(self.symbols)} symbols")
+        self.draw_size = int(draw_size or 4 * cell)
+        if self.draw_size % cell:
+            raise ValueError(f"draw_size {self.draw_size} must be a multiple of the cell size {cell}")
+        self.jitter, self.seed, self.font = int(jitter), seed, font
+        self.fill = fill
+        self._drawn = [draw_glyph(g, self.draw_size, font, fill) for g in self.glyphs]
+        self.templates = torch.stack([self._downsample(d) for d in self._drawn])  # (K, cell, cell)
+        self.ocr = TemplateOCR(self.templates, self.symbols, **(ocr or {}))
+
+    def _downsample(self, drawn: np.ndarray) -> torch.Tensor:
+        f = self.draw_size // self.cell
+        box = drawn.reshape(self.cell, f, self.cell, f).mean(axis=(1, 3))
+        return torch.as_tensor(2.0 * box - 1.0, dtype=torch.float32)
+
+    @property
+    def signal_shape(self) -> tuple[int, ...]:
+        return (1, self.cell, self.cell * self.length)
+
+    def render(self, seqs: np.ndarray) -> torch.Tensor:
+        seqs = self._check_tokens(seqs)
+        index = torch.as_tensor((seqs[..., None] == np.array(self.symbols)).argmax(axis=-1))  # (n, L)
+        if self.jitter:
+            rng = np.random.default_rng(self.seed)
+            cells = torch.empty(*index.shape, self.cell, self.cell)
+            shifts = rng.integers(-self.jitter, self.jitter + 1, size=(*index.shape, 2))
+            for k in range(index.shape[0]):
+                for j in range(index.shape[1]):
+                    drawn = np.roll(self._drawn[int(index[k, j])], tuple(shifts[k, j]), axis=(0, 1))
+                    cells[k, j] = self._downsample(drawn)
+        else:
+            cells = self.templates[index]                                # (n, L, cell, cell)
+        n = len(seqs)
+        return cells.permute(0, 2, 1, 3).reshape(n, 1, self.cell, self.cell * self.length).contiguous()
+
+    def read(self, x: torch.Tensor):
+        """The OCR's full reading (scores included), see `ocr.Reading`."""
+        return self.ocr.read(self._check_signal(x), self.length)
+
+    def decode(self, x: torch.Tensor) -> Decoded:
+        r = self.read(x)
+        return Decoded(tokens=r.tokens, legible=r.legible)
+
+    def region(self, position: int) -> torch.Tensor:
+        if not 0 <= position < self.length:
+            raise ValueError(f"position {position} outside 0..{self.length - 1}")
+        mask = torch.zeros(self.signal_shape, dtype=torch.bool)
+        mask[:, :, position * self.cell:(position + 1) * self.cell] = True
+        return mask

@@ -14,7 +14,7 @@ from . import ldr as ldr_probe
 
 
 def trajectory_ldr(setup, model, n: int = 64, seed: int = 0, levels=ldr_probe.LEVELS, num_steps: int | None = None,
-                   position: int = 1, outputs=("eps", "x0")) -> dict:
+                   position: int = 1, outputs=("eps", "x0"), sampler: str = "ddpm") -> dict:
     """Per-sample LDR along sampling trajectories.
 
     Returns {"labels": categories (n,), "levels": {level: {"t": t, output: values (n,)}}}.
@@ -23,8 +23,8 @@ def trajectory_ldr(setup, model, n: int = 64, seed: int = 0, levels=ldr_probe.LE
     """
     gen = torch.Generator().manual_seed(seed)
     final, trajectory = setup.schedule.sample(model, n, setup.renderer.signal_shape, gen, num_steps=num_steps,
-                                              progress=False, return_trajectory=True)
-    labels = setup.categorize(final)
+                                              progress=False, return_trajectory=True, sampler=sampler)
+    labels = setup.categorize(final + setup.shift)  # back from the model's (possibly centred) space
     visited = np.array([t for t, _ in trajectory])
     roots = setup.schedule.alphas_cumprod.sqrt().numpy()[visited]
     region = setup.renderer.region(position)

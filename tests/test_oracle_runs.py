@@ -41,3 +41,13 @@ def test_distance_to_oracles_is_zero_for_the_oracle_itself():
     assert d["rule"]["0.9"] > 1e-3  # the memoriser differs from the rule at low noise
     with pytest.raises(ValueError, match="unknown oracle"):
         build_oracle(setup, "teacher")
+
+
+@pytest.mark.parametrize("which,expected", [("rule", 0.0), ("product", 0.5)])
+def test_parentheses_oracles_sample_through_the_image_pipeline(tmp_path, which, expected):
+    """On glyph images with the centring shift: the rule oracle never breaks parity, the product breaks it half the time."""
+    m = run_experiment(f"parity-parens-L16-unet-oracle-{which}", "smoke", out=tmp_path, progress=False,
+                       overrides={"eval": {"num_samples": 256, "sample_steps": 50}})
+    c = m["final"]["categories"]
+    assert c["invalid"] < 0.05, c
+    assert abs(c["hallucination"] - expected) <= 4 * math.sqrt(0.25 / 256) + 0.01, c
