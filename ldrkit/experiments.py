@@ -190,9 +190,6 @@ def oracle_experiment(base: str, which: str) -> Experiment:
     return Experiment(f"{base}-oracle-{which}", f"The exact {which} denoiser on the data of {base} (sampling only)", make, run)
 
 
-
-
-
 # --- parity and Dyck parentheses as images, UNet and DiT (section 4.2, appendix A.5, A.7.1-A.7.2) -------
 
 # Models per profile. cpu: the measured CPU recipe (1 thread, minutes); paper: appendix A.5, where
@@ -266,14 +263,7 @@ register(Experiment("dyck-parens-dit",
 # smoke/cpu: scikit-learn's 8x8 digits (offline), 16x16 images; paper: MNIST 28x28 quarters (56x56
 # images, local IDX files, see ldrkit.digits.load_mnist), UNet base width 64, DiT-S with patch 8.
 _QUARTER_MODELS = {
-    "unet": {
-        "smoke": {"type": "unet", "channels": [8, 16, 16], "layers_per_block": 1, "attention_head_dim": 8,
-                  "norm_num_groups": 8},
-        "cpu": {"type": "unet", "channels": [16, 32, 32], "layers_per_block": 1, "attention_head_dim": 8,
-                "norm_num_groups": 8},
-        "paper": {"type": "unet", "channels": [64, 128, 256, 512], "layers_per_block": 1, "attention_head_dim": 32,
-                  "norm_num_groups": 32, "attention_levels": 3},
-    },
+    "unet": _PARENS_MODELS["unet"],  # the same UNets as the parentheses
     "dit": {
         "smoke": {"type": "dit", "patch_size": 4, "layers": 1, "heads": 2, "head_dim": 8},
         "cpu": {"type": "dit", "patch_size": 2, "layers": 4, "heads": 4, "head_dim": 16},
