@@ -236,7 +236,8 @@ def _parens_config(grammar: str, length: int, train_fraction: float, model: str,
             "schedule": {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02},
             "model": dict(_PARENS_MODELS[model][profile]),
             "train": {**sizes["train"], "seed": seed},
-            "eval": {**sizes["eval"], "sampler": "ddim", "ldr_position": 1},
+            # Distance to the exact rule / product / memoriser denoisers at every evaluation.
+            "eval": {**sizes["eval"], "sampler": "ddim", "ldr_position": 1, "oracle_distance": True},
         }
     return make
 

@@ -103,13 +103,27 @@ def evaluate(setup: Setup, model, eval_config: dict, seed: int) -> tuple[dict, t
 
 
 def run_training(config: dict, run_dir: Path, progress: bool = True, stop_after: int | None = None) -> list[dict]:
-    """Train the config's model in run_dir (resuming if possible); returns the evaluation records."""
+    """Train the config's model in run_dir (resuming if possible); returns the evaluation records.
+
+    With config["eval"]["oracle_distance"] true, each record also holds "oracle_distance":
+    {"rule"|"product"|"memoriser": {level: mean per-coordinate (eps_net - eps_oracle)^2}} on
+    `oracle_samples` (default 16) noised training inputs per level (see ldrkit.oracle_runs).
+    """
     setup = Setup.from_config(config)
     model = setup.build_model(config)
     samples_dir = Path(run_dir) / "samples"
+    oracles = None
+    if config["eval"].get("oracle_distance"):
+        from .oracle_runs import ORACLES, build_oracle
+        oracles = {w: build_oracle(setup, w) for w in ORACLES}
 
     def evaluate_step(model, step: int) -> dict:
-        record, samples = evaluate(setup, model, config["eval"], seed=config["train"]["seed"] * 1_000_003 + step)
+        seed = config["train"]["seed"] * 1_000_003 + step
+        record, samples = evaluate(setup, model, config["eval"], seed=seed)
+        if oracles is not None:
+            from .oracle_runs import oracle_distances
+            record["oracle_distance"] = oracle_distances(model, setup, oracles,
+                                                         n=config["eval"].get("oracle_samples", 16), seed=seed)
         samples_dir.mkdir(parents=True, exist_ok=True)
         np.save(samples_dir / f"step_{step:07d}.npy", samples.numpy().astype(np.float16))
         return record
