@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from .pipeline import run_training
-from .train import _atomic_write, config_hash
+from .train import atomic_write, config_hash
 
 PROFILES = ("smoke", "cpu", "paper")
 
@@ -111,7 +111,7 @@ def run_experiment(name: str, profile: str, seed: int = 0, out: Path | str | Non
     if body.get("evaluations"):
         # A resumed run counts the time already spent before the interruption.
         metrics["wall_seconds"] = round(max(metrics["wall_seconds"], body["evaluations"][-1].get("elapsed_seconds", 0)), 2)
-    _atomic_write(metrics_path, json.dumps(metrics, indent=1))
+    atomic_write(metrics_path, json.dumps(metrics, indent=1))
     return metrics
 
 

@@ -417,7 +417,7 @@ def ldr_over_training(run_dir, method: str = "exact", probes: int = 32, n: int |
     {"step", "method", "probes", "n", "<output>": {level: mean}, "<output>_sem": {level: sem}}.
     """
     from .pipeline import Setup
-    from .train import checkpoints, load_checkpoint
+    from .train import atomic_write, checkpoints, load_checkpoint
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
@@ -447,9 +447,7 @@ def ldr_over_training(run_dir, method: str = "exact", probes: int = 32, n: int |
             entry[str(step)] = {**table, **{f"{o}_sem": sems[o] for o in outputs}}
             if progress:
                 print(f"step {step}: " + ", ".join(f"{o} {table[o]}" for o in outputs), flush=True)
-            tmp = cache_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(cache, indent=1))
-            tmp.replace(cache_path)
+            atomic_write(cache_path, json.dumps(cache, indent=1))
     return [{"step": s, "method": method, "probes": int(probes) if method == "estimate" else None, "n": n,
              **entry[str(s)]} for s, _ in found]
 

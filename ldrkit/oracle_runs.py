@@ -69,7 +69,7 @@ def oracle_distance_over_training(run_dir: Path, n: int = 64, seed: int = 0, lev
     import json
 
     from .pipeline import load_run
-    from .train import checkpoints, load_checkpoint
+    from .train import atomic_write, checkpoints, load_checkpoint
 
     run_dir = Path(run_dir)
     cache_path = run_dir / "oracle_distance.json"
@@ -85,7 +85,5 @@ def oracle_distance_over_training(run_dir: Path, n: int = 64, seed: int = 0, lev
             load_checkpoint(path, model)
             model.eval()
             entry[str(step)] = oracle_distances(model, setup, oracles, levels, n, seed)
-            tmp = cache_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(cache))
-            tmp.replace(cache_path)
+            atomic_write(cache_path, json.dumps(cache))
     return [{"step": s, **entry[str(s)]} for s, _ in found]

@@ -48,7 +48,7 @@ def prepare_run_dir(run_dir: Path, config: dict) -> str:
                 f"{run_dir} holds a run of a different config (hash {stored.get('hash')}, this config {digest}); "
                 "choose another output folder or delete that one")
     else:
-        _atomic_write(path, json.dumps({"hash": digest, "config": config}, indent=2))
+        atomic_write(path, json.dumps({"hash": digest, "config": config}, indent=2))
     return digest
 
 
@@ -120,7 +120,7 @@ def train(run_dir: Path, config: dict, model: nn.Module, schedule: Schedule, dat
         meta = load_checkpoint(resume, model, optimizer, rng, digest)
         step, elapsed = int(meta["step"]), float(json.loads(meta.get("elapsed_seconds", "0")))
     records = [r for r in read_metrics(run_dir) if r["step"] <= step]
-    _atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
 
     def checkpoint_and_evaluate(step: int) -> None:
         model.eval()
@@ -162,7 +162,8 @@ def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return [(int(p.stem.split("_")[1]), p) for p in found]
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Write text to path through a temporary file, so an interrupted write never leaves half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
