@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: book test clean
+.PHONY: book test clean reproduce
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ book: $(VENV)/.installed  ## build the website with the cpu profile (reuses fini
 
 test: $(VENV)/.installed  ## unit tests, phenomenon tests and every chapter at the smoke profile
 	$(PY) -m pytest
+
+reproduce: $(VENV)/.installed  ## retrain every stored cpu run from scratch; reproduce/reproduce.md compares
+	$(PY) -m ldrkit reproduce --profile cpu --out reproduce
 
 clean:
 	rm -rf _build

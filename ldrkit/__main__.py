@@ -7,6 +7,8 @@
     python -m ldrkit theory k-table [--json]
     python -m ldrkit chapter run book/NAME.md --out DIR [-p KEY VALUE ...]
     python -m ldrkit chapter batch book/NAME.md --out DIR --seeds 0 1 2 [-p KEY VALUE ...]
+    python -m ldrkit store NAME... [--profile cpu] [--seed S]      (keep finished runs in results/)
+    python -m ldrkit reproduce [NAME...] [--profile cpu] [--out reproduce]  (retrain stored runs, compare)
 """
 from __future__ import annotations
 
@@ -27,6 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--out", default=None, help="run folder (default runs/NAME/PROFILE-seedS)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--fresh", action="store_true", help="train even when results/ holds a run of this config")
+    keep = sub.add_parser("store", help="copy finished runs (runs/NAME/PROFILE-seedS) into the results store")
+    keep.add_argument("names", nargs="+")
+    keep.add_argument("--profile", default="cpu")
+    keep.add_argument("--seed", type=int, default=0)
+    again = sub.add_parser("reproduce", help="retrain stored runs from scratch; table of stored against fresh numbers")
+    again.add_argument("names", nargs="*", help="default: every stored run of the profile")
+    again.add_argument("--profile", default="cpu")
+    again.add_argument("--seed", type=int, default=0)
+    again.add_argument("--out", default="reproduce", help="folder of the fresh runs and reproduce.md")
     probe = sub.add_parser("ldr", help="LDR at the five sqrt(alpha_bar) levels for every checkpoint of a run folder")
     probe.add_argument("run_dir")
     probe.add_argument("--method", choices=("exact", "estimate"), default="exact")
@@ -80,6 +92,20 @@ def main(argv: list[str] | None = None) -> int:
         run_benchmark(json_output=args.json)
         return 0
 
+    if args.command in ("store", "reproduce"):
+        from . import store
+        try:
+            if args.command == "store":
+                for name in args.names:
+                    experiments.get_experiment(name)
+                    print(store.store_run(experiments.run_dir_for(name, args.profile, args.seed)))
+            else:
+                print(store.reproduce(args.names or None, args.profile, args.seed, args.out))
+        except (FileNotFoundError, experiments.UnknownNameError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0
+
     if args.command == "list":
         print("\n".join(sorted(experiments.EXPERIMENTS)))
         return 0
@@ -89,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     except experiments.UnknownNameError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    metrics = experiments.run_experiment(args.name, args.profile, args.seed, args.out, progress=not args.quiet)
+    metrics = experiments.run_experiment(args.name, args.profile, args.seed, args.out, progress=not args.quiet,
+                                         use_store=not args.fresh)
     final = metrics.get("final", {})
     print(json.dumps({"experiment": args.name, "profile": args.profile, "seed": args.seed,
                       "wall_seconds": metrics["wall_seconds"], "run_dir": metrics.get("run_dir"), "final": final}, indent=1))

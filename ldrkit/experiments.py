@@ -88,14 +88,21 @@ def run_dir_for(name: str, profile: str, seed: int) -> Path:
 
 
 def run_experiment(name: str, profile: str, seed: int = 0, out: Path | str | None = None,
-                   progress: bool = True, overrides: dict | None = None) -> dict:
+                   progress: bool = True, overrides: dict | None = None, use_store: bool = True) -> dict:
     """Train and evaluate an experiment (or reuse a finished run with the same config) and return metrics.json.
 
-    `overrides` is merged into the profile's config (nested dicts merge key by key), for
-    tests and chapters that need a variant; it changes the config hash like any change.
+    A finished run is reused from the run folder, or else restored from the results store
+    (results/, see ldrkit.store) when its config hash matches; otherwise the experiment trains.
+    With the default run folder, a run of an older config is moved aside to
+    runs/NAME/stale/ rather than refused; an explicit `out` holding another config is refused
+    (ConfigMismatchError). `overrides` is merged into the profile's config (nested dicts merge
+    key by key), for tests and chapters that need a variant; it changes the config hash like any change.
     """
+    from .store import code_version, find_stored, restore_run
+
     experiment = get_experiment(name)
     config = merge(experiment.config(profile, seed), overrides or {})
+    default_out = out is None
     out = Path(out) if out is not None else run_dir_for(name, profile, seed)
     digest = config_hash(config)
     metrics_path = out / "metrics.json"
@@ -103,16 +110,39 @@ def run_experiment(name: str, profile: str, seed: int = 0, out: Path | str | Non
         metrics = json.loads(metrics_path.read_text())
         if metrics.get("config_hash") == digest:
             return metrics
+    if default_out:
+        move_stale_run(out, digest)
+    stored = find_stored(name, profile, seed, digest) if use_store and not overrides else None
+    if stored is not None and not (out / "config.json").exists():
+        return restore_run(stored, out)
+    code = code_version()  # the code that trains it, for the results store's provenance
     start = time.perf_counter()
     body = experiment.run(config, out, progress)
     metrics = {"experiment": name, "profile": profile, "seed": seed,
                "wall_seconds": round(time.perf_counter() - start, 2), **body,
-               "config_hash": digest, "run_dir": str(out)}
+               "config_hash": digest, "run_dir": str(out), "code": code}
     if body.get("evaluations"):
         # A resumed run counts the time already spent before the interruption.
         metrics["wall_seconds"] = round(max(metrics["wall_seconds"], body["evaluations"][-1].get("elapsed_seconds", 0)), 2)
     atomic_write(metrics_path, json.dumps(metrics, indent=1))
     return metrics
+
+
+def move_stale_run(run_dir: Path, digest: str) -> None:
+    """Move a run folder made by another config to RUN_DIR/../stale/NAME-HASH, so the new config can train."""
+    config_path = run_dir / "config.json"
+    if not config_path.exists():
+        return
+    old = json.loads(config_path.read_text()).get("hash")
+    if old == digest:
+        return
+    dest = run_dir.parent / "stale" / f"{run_dir.name}-{old}"
+    if dest.exists():
+        import shutil
+        shutil.rmtree(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(run_dir, dest)
+    print(f"{run_dir} held a run of another config ({old}); moved it to {dest}", flush=True)
 
 
 def merge(base: dict, overrides: dict) -> dict:

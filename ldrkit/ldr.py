@@ -411,6 +411,9 @@ def ldr_over_training(run_dir, method: str = "exact", probes: int = 32, n: int |
                       progress: bool = False) -> list[dict]:
     """LDR at the five levels for every checkpoint of a run folder made by ldrkit.train.train.
 
+    Steps whose checkpoint is gone but whose result is cached (a run restored from the
+    results store keeps only its last weights) are returned from the cache.
+
     Results are cached in RUN_DIR/ldr_over_training.json under a key naming the method,
     probes, n, seed and levels (and the run's config hash); only checkpoints not yet in the
     cache are computed. Returns one row per checkpoint, in step order:
@@ -448,8 +451,10 @@ def ldr_over_training(run_dir, method: str = "exact", probes: int = 32, n: int |
             if progress:
                 print(f"step {step}: " + ", ".join(f"{o} {table[o]}" for o in outputs), flush=True)
             atomic_write(cache_path, json.dumps(cache, indent=1))
+    # A run restored from the results store keeps only its last weights; its cache holds the rest.
+    steps = sorted({s for s, _ in found} | {int(s) for s in entry})
     return [{"step": s, "method": method, "probes": int(probes) if method == "estimate" else None, "n": n,
-             **entry[str(s)]} for s, _ in found]
+             **entry[str(s)]} for s in steps]
 
 
 def format_table(rows: list[dict]) -> str:

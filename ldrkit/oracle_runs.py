@@ -86,4 +86,6 @@ def oracle_distance_over_training(run_dir: Path, n: int = 64, seed: int = 0, lev
             model.eval()
             entry[str(step)] = oracle_distances(model, setup, oracles, levels, n, seed)
             atomic_write(cache_path, json.dumps(cache))
-    return [{"step": s, **entry[str(s)]} for s, _ in found]
+    # A run restored from the results store keeps only its last weights; its cache holds the rest.
+    steps = sorted({s for s, _ in found} | {int(s) for s in entry})
+    return [{"step": s, **entry[str(s)]} for s in steps]

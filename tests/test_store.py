@@ -1,0 +1,78 @@
+"""The results store: a stored run is reused when its config hash matches and retrained when the config changes."""
+import json
+
+import pytest
+
+from ldrkit import experiments, store
+from ldrkit.experiments import Experiment, run_experiment
+from ldrkit.ldr import ldr_over_training
+
+
+@pytest.fixture
+def tiny(monkeypatch, tmp_path):
+    """A registered copy of parity-mlp-L8 at the smoke profile whose step count the test can change."""
+    monkeypatch.setenv("LDRKIT_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("LDRKIT_RESULTS", str(tmp_path / "results"))
+    steps = {"n": 60}
+    base = experiments.get_experiment("parity-mlp-L8")
+
+    def make(profile, seed):
+        config = base.config(profile, seed)
+        config["train"].update(steps=steps["n"], eval_every=steps["n"] // 2)
+        config["eval"].update(num_samples=32, sample_steps=10, ldr_samples=2)
+        return config
+
+    monkeypatch.setitem(experiments.EXPERIMENTS, "tiny-store-test", Experiment("tiny-store-test", "test", make))
+    return steps
+
+
+def test_stored_run_is_restored_without_training(tiny, tmp_path):
+    first = run_experiment("tiny-store-test", "smoke", 0, progress=False)
+    rows = ldr_over_training(first["run_dir"], n=2)
+    stored = store.store_run(first["run_dir"])
+    provenance = json.loads((stored / "provenance.json").read_text())
+    assert provenance["config_hash"] == first["config_hash"] and provenance["checkpoint_steps"] == [60]
+    assert "commit" in provenance["code"]
+
+    # A fresh machine: empty runs folder, only the store.
+    (tmp_path / "runs").rename(tmp_path / "old-runs")
+    again = run_experiment("tiny-store-test", "smoke", 0, progress=False)
+    assert again["restored_from"] == str(stored)
+    assert again["final"] == first["final"] and again["config_hash"] == first["config_hash"]
+    assert not (tmp_path / "runs" / "tiny-store-test" / "smoke-seed0" / "resume.safetensors").exists()
+    # Only the last weights are stored; the LDR of the others comes from the stored cache.
+    assert ldr_over_training(again["run_dir"], n=2) == rows
+
+
+def test_changed_config_is_retrained_and_the_old_run_moved_aside(tiny, tmp_path):
+    first = run_experiment("tiny-store-test", "smoke", 0, progress=False)
+    store.store_run(first["run_dir"])
+    tiny["n"] = 80
+    second = run_experiment("tiny-store-test", "smoke", 0, progress=False)
+    assert "restored_from" not in second
+    assert second["config_hash"] != first["config_hash"] and second["final"]["step"] == 80
+    stale = tmp_path / "runs" / "tiny-store-test" / "stale" / f"smoke-seed0-{first['config_hash']}"
+    assert (stale / "metrics.json").exists()
+
+
+def test_explicit_out_of_another_config_is_refused(tiny, tmp_path):
+    out = tmp_path / "mine"
+    run_experiment("tiny-store-test", "smoke", 0, out=out, progress=False)
+    tiny["n"] = 80
+    from ldrkit.train import ConfigMismatchError
+    with pytest.raises(ConfigMismatchError):
+        run_experiment("tiny-store-test", "smoke", 0, out=out, progress=False)
+
+
+def test_reproduce_sets_stored_and_fresh_numbers_side_by_side(tiny, tmp_path):
+    store.store_run(run_experiment("tiny-store-test", "smoke", 0, progress=False)["run_dir"])
+    table = store.reproduce(["tiny-store-test"], "smoke", 0, out=tmp_path / "again", progress=False)
+    assert (tmp_path / "again" / "reproduce.md").read_text().endswith(table)
+    # Same seed, same code: the fresh run reproduces the stored numbers exactly.
+    lines = [l for l in table.splitlines() if l.startswith("| tiny-store-test |") and "wall" not in l]
+    assert lines and all(l.split("|")[5].strip() in ("+0.000", "-0.000") for l in lines)
+
+
+def test_store_refuses_an_unfinished_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no finished run"):
+        store.store_run(tmp_path)
