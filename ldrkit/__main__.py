@@ -4,6 +4,7 @@
     python -m ldrkit run NAME --profile {smoke,cpu,paper} [--seed S] [--out DIR]
     python -m ldrkit ldr RUN_DIR [--method exact|estimate] [--probes K] [--n N]
     python -m ldrkit bench ldr [--json]
+    python -m ldrkit bench train [NAME...] [--profile paper] [--steps 300] [--device cuda] [--out DIR]
     python -m ldrkit theory k-table [--json]
     python -m ldrkit chapter run book/NAME.md --out DIR [-p KEY VALUE ...]
     python -m ldrkit chapter batch book/NAME.md --out DIR --seeds 0 1 2 [-p KEY VALUE ...]
@@ -45,8 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     probe.add_argument("--probes", type=int, default=32, help="random probes per sample (estimate)")
     probe.add_argument("--n", type=int, default=None, help="noised inputs per level (default: the run's ldr_samples)")
     bench = sub.add_parser("bench", help="benchmarks")
-    bench.add_argument("what", choices=("ldr",))
+    bench.add_argument("what", choices=("ldr", "train"))
+    bench.add_argument("names", nargs="*", help="train: experiments to time (default: the image experiments)")
     bench.add_argument("--json", action="store_true")
+    bench.add_argument("--profile", default="paper", help="train: whose model sizes (default paper)")
+    bench.add_argument("--steps", type=int, default=300, help="train: timed steps (default 300)")
+    bench.add_argument("--warmup", type=int, default=10, help="train: untimed steps first (default 10)")
+    bench.add_argument("--eval-batch", type=int, default=64, help="train: samples in the timed sample batch")
+    bench.add_argument("--device", default=None, help="train: cpu or cuda (default $LDRKIT_DEVICE, else cuda if any)")
+    bench.add_argument("--substitute-mnist", action="store_true",
+                       help="train: without MNIST's IDX files, time quarter-digits on scikit-learn digits of the same size")
+    bench.add_argument("--out", default=None, help="train: folder for bench_train.json and bench_train.md")
     theory = sub.add_parser("theory", help="section 5 computations")
     theory.add_argument("what", choices=("k-table",))
     theory.add_argument("--json", action="store_true")
@@ -86,6 +96,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         print(format_table(rows))
+        return 0
+    if args.command == "bench" and args.what == "train":
+        from .bench import run_training_benchmark
+        try:
+            experiments.check_profile(args.profile)
+            for name in args.names:
+                experiments.get_experiment(name)
+            run_training_benchmark(args.names, args.profile, args.steps, args.warmup, args.eval_batch, args.device,
+                                   args.substitute_mnist, args.out, args.json)
+        except (experiments.UnknownNameError, RuntimeError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "bench":
         from .bench import run_benchmark

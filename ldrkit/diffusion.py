@@ -51,6 +51,10 @@ class Schedule:
         """Eq. (8) with equal weights: E_t E_eps ||model(x_t, t) - eps||^2, t uniform over the schedule."""
         t = self.random_timesteps(len(x0), generator)
         eps = torch.randn(x0.shape, generator=generator)
+        return self.eps_loss(model, x0, eps, t)
+
+    def eps_loss(self, model: Denoiser, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Eq. (8) for given noise and timesteps: mean of (model(x_t, t) - eps)^2 (the training loop draws them)."""
         return (model(self.add_noise(x0, eps, t), t) - eps).pow(2).mean()
 
     @torch.no_grad()

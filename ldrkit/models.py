@@ -134,7 +134,7 @@ class DiTDenoiser(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         _check_input(x, self.signal_shape, "DiTDenoiser")
         t = torch.as_tensor(t).expand(len(x))
-        labels = torch.zeros(len(x), dtype=torch.long)
+        labels = torch.zeros(len(x), dtype=torch.long, device=x.device)
         return self.net(x, t, class_labels=labels).sample
 
 

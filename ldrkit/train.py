@@ -6,9 +6,33 @@ A run folder holds
 - model_STEP.safetensors: the model weights at each evaluation;
 - resume.safetensors: model, optimizer state and the data RNG at the last evaluation.
 
+- launches.jsonl: one line per start of the loop (processes, batch split, device, versions).
+
 An interrupted run restarts from resume.safetensors and, because evaluation draws its
 randomness from (seed, step) rather than from the training stream, reaches exactly the
 numbers of an uninterrupted run. A folder made by a different config is refused.
+
+Devices and processes. Training always runs through Hugging Face `accelerate`'s Accelerator,
+so the same command trains on one CPU, one GPU, or several GPUs under
+`accelerate launch -m ldrkit run NAME --profile paper`. With one process on the CPU the
+Accelerator changes nothing (no wrapper, `loss / 1`, the model stays put): the numbers are
+bit for bit those of a plain PyTorch loop (tests/test_accelerate.py checks it). The device is
+`resolve_device()`: $LDRKIT_DEVICE ("cpu" or "cuda"), else CUDA when torch sees a GPU, else the CPU.
+(The bit-for-bit resume holds on the CPU; on a GPU, nondeterministic cuDNN kernels can make a resumed
+run drift from an uninterrupted one in the last bits.)
+
+config["train"]["batch_size"] is the *global* batch: each step draws batch_size examples, timesteps
+and noises from the one seeded generator (identically in every process), and process i of N
+trains on slice i of it, batch_size / N examples (N must divide batch_size). Gradients are
+averaged across processes, so a step is the same step whatever N (up to floating-point
+summation order), the config hash names the experiment whatever the hardware, and the generator
+state is the same everywhere, so one resume file serves all processes. More GPUs make a step
+faster; they do not change the batch (override batch_size for that: a new config, a new hash).
+Only the main process evaluates and writes files; the others wait at a barrier (evaluation is
+not split across processes). The network runs on the device; evaluation code keeps its tensors
+on the CPU and calls the network through `OnDevice`. config["train"]["mixed_precision"]
+("no", the default, "fp16" or "bf16") is passed to the Accelerator, so precision is part of
+the config (the environment of `accelerate launch` cannot change it silently).
 """
 from __future__ import annotations
 
@@ -16,6 +40,7 @@ import hashlib
 import json
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Callable
 
@@ -55,11 +80,11 @@ def prepare_run_dir(run_dir: Path, config: dict) -> str:
 def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None,
                     rng: torch.Generator | None, step: int, digest: str, extra: dict | None = None) -> None:
     """Model weights (and optionally optimizer state and RNG) to safetensors, written atomically."""
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if optimizer is not None:
         for i, state in optimizer.state_dict()["state"].items():
             for key, value in state.items():
-                tensors[f"optim.{i}.{key}"] = torch.as_tensor(value).contiguous()
+                tensors[f"optim.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     if rng is not None:
         tensors["rng"] = rng.get_state()
     metadata = {"step": str(step), "config_hash": digest, **{k: json.dumps(v) for k, v in (extra or {}).items()}}
@@ -100,60 +125,168 @@ def read_metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def resolve_device(requested: str | None = None) -> str:
+    """"cpu" or "cuda": `requested`, else $LDRKIT_DEVICE, else "cpu" under `accelerate launch --cpu`,
+    else "cuda" when torch sees a GPU, else "cpu". Asking for "cuda" without one is an error."""
+    choice = (requested or os.environ.get("LDRKIT_DEVICE") or "").strip().lower()
+    if not choice:
+        if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes"):
+            return "cpu"
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {choice!r} (from the argument or $LDRKIT_DEVICE); choose cpu or cuda")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"CUDA was asked for but torch sees no GPU (torch {torch.__version__}, built for CUDA "
+            f"{torch.version.cuda or 'none: a CPU-only build'}); run on a machine with a CUDA GPU and a CUDA "
+            "build of torch, or use the CPU (LDRKIT_DEVICE=cpu / --device cpu)")
+    return choice
+
+
+def make_accelerator(train_config: dict, device: str | None = None):
+    """The Accelerator of a run: on `resolve_device(device)`, with the config's mixed precision (default "no").
+
+    Under `accelerate launch` it joins the launched process group (a long timeout: the other
+    processes wait while the main one evaluates).
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
+
+    return Accelerator(cpu=resolve_device(device) == "cpu", mixed_precision=train_config.get("mixed_precision", "no"),
+                       kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=6))])
+
+
+def is_main_process() -> bool:
+    """True except in the non-zero ranks of a multi-process launch (they must not write run files)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def per_process_batch(batch_size: int, processes: int) -> int:
+    """The share of the global batch that each of `processes` processes trains on."""
+    if batch_size % processes:
+        raise ValueError(f"train.batch_size {batch_size} is the global batch and must be divisible by the "
+                         f"{processes} processes; choose a batch size or a process count that divides it")
+    return batch_size // processes
+
+
+class OnDevice(nn.Module):
+    """A network on an accelerator called with CPU tensors: inputs go to its device, outputs come back.
+
+    Sampling, the LDR probe and the oracle distances keep their tensors (and generators) on the
+    CPU; wrapping the network lets them run unchanged while the network itself runs on the GPU.
+    Gradients flow through the copies, so Jacobian probes work too.
+    """
+
+    def __init__(self, module: nn.Module, device: torch.device):
+        super().__init__()
+        self.module, self.device = module, torch.device(device)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.module(x.to(self.device), torch.as_tensor(t).to(self.device)).to(x.device)
+
+
+def for_evaluation(model: nn.Module, device: torch.device) -> nn.Module:
+    """The network itself on the CPU, else wrapped in OnDevice."""
+    return model if torch.device(device).type == "cpu" else OnDevice(model, device)
+
+
+def make_step(model: nn.Module, optimizer, accelerator, schedule: Schedule, data: torch.Tensor,
+              batch_size: int, rng: torch.Generator) -> Callable[[], torch.Tensor]:
+    """One optimisation step as a function returning the loss (of this process's share of the batch).
+
+    The global batch (examples, then timesteps, then noises) is drawn from `rng` in every process,
+    the same order as `Schedule.loss`; process i keeps slice i (see the module docstring).
+    """
+    share = per_process_batch(batch_size, accelerator.num_processes)
+    part = slice(accelerator.process_index * share, (accelerator.process_index + 1) * share)
+    device = accelerator.device
+
+    def step() -> torch.Tensor:
+        x0 = data[torch.randint(0, len(data), (batch_size,), generator=rng)]
+        t = schedule.random_timesteps(batch_size, rng)
+        eps = torch.randn(x0.shape, generator=rng)
+        loss = schedule.eps_loss(model, x0[part].to(device), eps[part].to(device), t[part].to(device))
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        optimizer.step()
+        return loss
+
+    return step
+
+
 def train(run_dir: Path, config: dict, model: nn.Module, schedule: Schedule, data: torch.Tensor,
           evaluate: Callable[[nn.Module, int], dict], *, stop_after: int | None = None,
-          progress: bool = True) -> list[dict]:
-    """Train `model` on `data` with config["train"] = {steps, batch_size, lr, eval_every, seed}.
+          progress: bool = True, device: str | None = None) -> list[dict]:
+    """Train `model` on `data` with config["train"] = {steps, batch_size, lr, eval_every, seed[, mixed_precision]}.
 
     Evaluates (and checkpoints) at step 0, every eval_every steps and at the last step.
     `stop_after` ends the loop early at that step, as an interruption would (for tests).
-    Returns the evaluation records in metrics.jsonl.
+    `device`: see `resolve_device`. batch_size is the global batch (module docstring).
+    Returns the evaluation records in metrics.jsonl (in every process).
     """
     run_dir = Path(run_dir)
-    digest = prepare_run_dir(run_dir, config)
     tc = config["train"]
+    accelerator = make_accelerator(tc, device)
+    main = accelerator.is_main_process
+    if main:
+        digest = prepare_run_dir(run_dir, config)
+    accelerator.wait_for_everyone()
+    if not main:
+        digest = config_hash(config)
     rng = torch.Generator().manual_seed(tc["seed"])
     optimizer = torch.optim.Adam(model.parameters(), lr=tc["lr"])
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    model = accelerator.unwrap_model(wrapped)
+    evaluated = for_evaluation(model, accelerator.device)
+    step_once = make_step(wrapped, optimizer, accelerator, schedule, data, tc["batch_size"], rng)
     step, elapsed = 0, 0.0
     resume = run_dir / "resume.safetensors"
     if resume.exists():
         meta = load_checkpoint(resume, model, optimizer, rng, digest)
         step, elapsed = int(meta["step"]), float(json.loads(meta.get("elapsed_seconds", "0")))
     records = [r for r in read_metrics(run_dir) if r["step"] <= step]
-    atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    accelerator.wait_for_everyone()
+    if main:
+        atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+        launch = {"start_step": step, "processes": accelerator.num_processes, "global_batch": tc["batch_size"],
+                  "per_process_batch": tc["batch_size"] // accelerator.num_processes,
+                  "device": str(accelerator.device), "mixed_precision": accelerator.mixed_precision,
+                  "gpu": torch.cuda.get_device_name(accelerator.device) if accelerator.device.type == "cuda" else None,
+                  "torch": torch.__version__}
+        with open(run_dir / "launches.jsonl", "a") as f:
+            f.write(json.dumps(launch) + "\n")
 
     def checkpoint_and_evaluate(step: int) -> None:
-        model.eval()
-        record = {"step": step, **evaluate(model, step), "elapsed_seconds": elapsed + time.perf_counter() - start}
-        model.train()
-        records.append(record)
-        with open(run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-        save_checkpoint(run_dir / f"model_{step:07d}.safetensors", model, None, None, step, digest)
-        save_checkpoint(resume, model, optimizer, rng, step, digest, {"elapsed_seconds": record["elapsed_seconds"]})
+        if main:
+            model.eval()
+            record = {"step": step, **evaluate(evaluated, step), "elapsed_seconds": elapsed + time.perf_counter() - start}
+            model.train()
+            records.append(record)
+            with open(run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            save_checkpoint(run_dir / f"model_{step:07d}.safetensors", model, None, None, step, digest)
+            save_checkpoint(resume, model, optimizer, rng, step, digest, {"elapsed_seconds": record["elapsed_seconds"]})
+        accelerator.wait_for_everyone()
 
     start = time.perf_counter()
     model.train()
     if step == 0 and not records:
         checkpoint_and_evaluate(0)
     end = tc["steps"] if stop_after is None else min(stop_after, tc["steps"])
-    bar = tqdm(total=tc["steps"], initial=step, desc="training", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=tc["steps"], initial=step, desc="training", disable=not (progress and main), dynamic_ncols=True)
     smoothed = None
     while step < end:
-        batch = data[torch.randint(0, len(data), (tc["batch_size"],), generator=rng)]
-        loss = schedule.loss(model, batch, rng)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = step_once().item()  # the main process's share of the batch
         step += 1
-        smoothed = loss.item() if smoothed is None else 0.98 * smoothed + 0.02 * loss.item()
+        smoothed = loss if smoothed is None else 0.98 * smoothed + 0.02 * loss
         bar.update(1)
         if step % 50 == 0:
             bar.set_postfix(loss=f"{smoothed:.4f}")
         if step % tc["eval_every"] == 0 or step == tc["steps"]:
             checkpoint_and_evaluate(step)
     bar.close()
-    return records
+    accelerator.wait_for_everyone()
+    return records if main else [r for r in read_metrics(run_dir) if r["step"] <= step]
 
 
 def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:

@@ -1,0 +1,83 @@
+"""The training-cost benchmark behind scripts/gpu_check.sh, exercised on the CPU with a handful of steps."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ldrkit.bench import _setup, bench_training, gpu_check_names
+from ldrkit.experiments import get_experiment, merge
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_training_times_the_real_step_and_a_sample_batch():
+    row = bench_training("quarter-digits-dit", "smoke", steps=3, warmup=1, eval_batch=4, device="cpu")
+    config = get_experiment("quarter-digits-dit").config("smoke", 0)
+    assert row["device"] == "cpu" and row["processes"] == 1 and row["peak_train_mib"] is None
+    assert row["signal_shape"] == [1, 16, 16] and row["batch_size"] == config["train"]["batch_size"]
+    assert row["parameters"] > 0 and row["steps"] == 3
+    assert row["steps_per_second"] == pytest.approx(3 / row["train_seconds"], rel=0.05)  # both rounded
+    assert all(math.isfinite(row[k]) and row[k] > 0 for k in ("first_loss", "last_loss", "sample_batch_seconds"))
+    assert row["sample_batch"] == 4 and row["sample_steps"] == config["eval"]["sample_steps"]
+    # projections: the profile's steps at the measured rate, and every evaluation's samples at the measured cost
+    assert row["profile_train_hours"] == pytest.approx(config["train"]["steps"] / row["steps_per_second"] / 3600, abs=0.01)
+    evals = config["train"]["steps"] // config["train"]["eval_every"] + 1
+    per_eval = row["sample_batch_seconds"] * math.ceil(config["eval"]["num_samples"] / 4)
+    assert row["eval_sampling_seconds"] == pytest.approx(per_eval, abs=0.1)
+    assert row["profile_sampling_hours"] == pytest.approx(evals * per_eval / 3600, abs=0.01)
+    # one LDR level with the evaluation's own method and samples, five per evaluation
+    assert row["ldr_method"] == config["eval"].get("ldr_method", "exact") and row["ldr_level_seconds"] > 0
+    assert row["eval_ldr_seconds"] == pytest.approx(5 * row["ldr_level_seconds"], abs=0.1)
+
+
+def test_missing_mnist_is_skipped_with_a_clear_message_or_substituted(tmp_path, monkeypatch):
+    monkeypatch.setenv("LDRKIT_MNIST", str(tmp_path))  # an empty folder: no IDX files
+    paper = get_experiment("quarter-digits-unet").config("paper", 0)
+    with pytest.raises(FileNotFoundError, match="skipped: MNIST IDX files missing.*--substitute-mnist"):
+        _setup(paper, substitute_mnist=False)
+    # The substitute keeps the image size (here the smoke size, whose digit classifier is cheap).
+    smoke = get_experiment("quarter-digits-unet").config("smoke", 0)
+    as_mnist = merge(smoke, {"render": {"source": "mnist"}})
+    config, setup, note = _setup(as_mnist, substitute_mnist=True)
+    assert config["render"]["source"] == "sklearn" and "stand in" in note
+    assert setup.renderer.signal_shape == (1, 2 * smoke["render"]["size"], 2 * smoke["render"]["size"])
+
+
+def test_gpu_check_covers_the_registered_image_experiments():
+    names = gpu_check_names()
+    assert {"parity-parens-L16-unet", "parity-parens-L16-dit", "dyck-parens-unet", "quarter-digits-unet",
+            "quarter-digits-dit"} <= set(names)
+    for name in names:
+        assert get_experiment(name).config("paper", 0)["model"]["type"] in ("unet", "dit")
+
+
+def _script(out, **env):
+    full = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHON": sys.executable, **env}
+    return subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), str(out)], capture_output=True, text=True,
+                          env=full, timeout=600)
+
+
+def test_gpu_check_script_runs_on_the_cpu_and_writes_its_table(tmp_path):
+    out = _script(tmp_path / "check", DEVICE="cpu", STEPS="2", PROFILE="smoke", EVAL_BATCH="4",
+                  NAMES="parity-parens-L16-dit quarter-digits-dit")
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = json.loads((tmp_path / "check" / "bench_train.json").read_text())
+    assert [r["experiment"] for r in rows] == ["parity-parens-L16-dit", "quarter-digits-dit"]
+    assert all(r["steps"] == 2 and r["steps_per_second"] > 0 for r in rows)
+    table = (tmp_path / "check" / "bench_train.md").read_text()
+    assert "| parity-parens-L16-dit | dit |" in table and "steps/s" in table
+    assert "torch" in (tmp_path / "check" / "environment.txt").read_text()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_cuda_without_a_gpu_fails_clearly(tmp_path):
+    out = _script(tmp_path / "check")
+    assert out.returncode == 2 and "no CUDA GPU visible" in out.stderr
+    cli = subprocess.run([sys.executable, "-m", "ldrkit", "bench", "train", "parity-parens-L16-dit", "--device", "cuda",
+                          "--steps", "1"], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert cli.returncode == 2 and "torch sees no GPU" in cli.stderr
