@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from .pipeline import run_training
-from .train import atomic_write, config_hash
+from .train import atomic_write, config_hash, is_main_process
 
 PROFILES = ("smoke", "cpu", "paper")
 
@@ -110,7 +110,7 @@ def run_experiment(name: str, profile: str, seed: int = 0, out: Path | str | Non
         metrics = json.loads(metrics_path.read_text())
         if metrics.get("config_hash") == digest:
             return metrics
-    if default_out:
+    if default_out and is_main_process():  # under `accelerate launch` only rank 0 touches the folder
         move_stale_run(out, digest)
     stored = find_stored(name, profile, seed, digest) if use_store and not overrides else None
     if stored is not None and not (out / "config.json").exists():
@@ -124,7 +124,8 @@ def run_experiment(name: str, profile: str, seed: int = 0, out: Path | str | Non
     if body.get("evaluations"):
         # A resumed run counts the time already spent before the interruption.
         metrics["wall_seconds"] = round(max(metrics["wall_seconds"], body["evaluations"][-1].get("elapsed_seconds", 0)), 2)
-    atomic_write(metrics_path, json.dumps(metrics, indent=1))
+    if is_main_process():
+        atomic_write(metrics_path, json.dumps(metrics, indent=1))
     return metrics
 
 
@@ -331,7 +332,8 @@ def _quarter_config(model: str) -> Callable[[str, int], dict]:
             "schedule": {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02},
             "model": dict(_QUARTER_MODELS[model][profile]),
             "train": {**sizes["train"], "seed": seed},
-            "eval": {**sizes["eval"], "sampler": "ddim", "ldr_position": 0},
+            # Distance to the exact rule / product / memoriser denoisers at every evaluation (ldrkit.oracle_runs).
+            "eval": {**sizes["eval"], "sampler": "ddim", "ldr_position": 0, "oracle_distance": True},
         }
     return make
 
@@ -344,6 +346,80 @@ register(Experiment("quarter-digits-dit",
                     _quarter_config("dit")))
 
 
-for _base in ("parity-mlp-L16", "parity-parens-L16-unet"):
+for _base in ("parity-mlp-L16", "parity-parens-L16-unet", "quarter-digits-unet"):
     for _which in ("rule", "product", "memoriser"):
         register(oracle_experiment(_base, _which))
+
+
+# --- real text: common English words and Chinese characters (section 6, appendix A.7.4, Figs. 7, 20, 21) ---
+
+# The paper's levels plus 0.2, where section 6 reads the LDR of real text (Fig. 7 left).
+_TEXT_LDR_LEVELS = [0.1, 0.2, 0.3, 0.5, 0.7, 0.9]
+# English: the most frequent words of wordfreq's top list (letters a-z only), one cell per letter,
+# padded with blank cells to the longest length. cpu: 3-4 letter words in 12x12 cells (12x48 images;
+# 8- and 10-pixel letters are too close to read reliably, see ldrkit.text); paper: 1000 words of up
+# to 10 letters in 32-pixel cells (the paper gives neither the rendering nor the image size for words).
+_ENGLISH = {
+    "smoke": {"lexicon": {"size": 60, "min_length": 3, "max_length": 4}, "cell": 12},
+    "cpu": {"lexicon": {"size": 500, "min_length": 3, "max_length": 4}, "cell": 12},
+    "paper": {"lexicon": {"size": 1000, "min_length": 1, "max_length": 10}, "cell": 32},
+}
+# Chinese: the most frequent single characters of wordfreq's "zh" list in Noto Sans CJK SC (mplfonts).
+_CHINESE = {"smoke": {"size": 60, "pixels": 24}, "cpu": {"size": 1000, "pixels": 24},
+            "paper": {"size": 1000, "pixels": 64}}
+_TEXT_CPU_STEPS = {"english": 3000, "chinese": 3000}
+
+
+def _text_sizes(profile: str, steps: int) -> dict:
+    return {
+        "smoke": dict(train={"steps": 30, "batch_size": 32, "lr": 1e-3, "eval_every": 15},
+                      eval={"num_samples": 32, "sample_steps": 10, "ldr_samples": 1, "ldr_method": "estimate",
+                            "ldr_probes": 8}),
+        # cpu: the LDR estimated with 32 random probes per noised input (exact rows cost 288 VJPs each).
+        "cpu": dict(train={"steps": steps, "batch_size": 64, "lr": 1e-3, "eval_every": steps // 10},
+                    eval={"num_samples": 256, "sample_steps": 50, "ldr_samples": 8, "ldr_method": "estimate",
+                          "ldr_probes": 32}),
+        "paper": dict(train={"steps": 200_000, "batch_size": 16, "lr": 8e-5, "eval_every": 10_000},
+                      eval={"num_samples": 1024, "sample_steps": 100, "ldr_samples": 16,
+                            "ldr_method": "estimate", "ldr_probes": 64}),
+    }[profile]
+
+
+def _english_config(profile: str, seed: int) -> dict:
+    e, sizes = _ENGLISH[profile], _text_sizes(profile, _TEXT_CPU_STEPS["english"])
+    lex = e["lexicon"]
+    return {
+        "grammar": {"name": "english-words", **lex},
+        # 90% of the lexicon in training, the rest held out (valid words the model never saw).
+        "split": {"train_fraction": 0.9, "seed": seed},
+        "render": {"type": "english", "cell": e["cell"]},
+        "data": {"center": profile != "paper"},
+        "schedule": {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02},
+        "model": dict(_PARENS_MODELS["unet"][profile]),
+        "train": {**sizes["train"], "seed": seed},
+        # R = the first and second letter (Figs. 7, 21).
+        "eval": {**sizes["eval"], "sampler": "ddim", "ldr_position": [0, 1], "ldr_levels": _TEXT_LDR_LEVELS},
+    }
+
+
+def _chinese_config(profile: str, seed: int) -> dict:
+    c, sizes = _CHINESE[profile], _text_sizes(profile, _TEXT_CPU_STEPS["chinese"])
+    return {
+        "grammar": {"name": "chinese-chars", "size": c["size"]},
+        "split": {"train_fraction": 0.9, "seed": seed},
+        "render": {"type": "hanzi", "size": c["pixels"], "lexicon_size": c["size"]},
+        "data": {"center": profile != "paper"},
+        "schedule": {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02},
+        "model": dict(_PARENS_MODELS["unet"][profile]),
+        "train": {**sizes["train"], "seed": seed},
+        # R = the left half of the character, where the left-hand component (radical) sits.
+        "eval": {**sizes["eval"], "sampler": "ddim", "ldr_position": "left", "ldr_levels": _TEXT_LDR_LEVELS},
+    }
+
+
+register(Experiment("english-words-unet",
+                    "The most common English words (wordfreq) as images, one letter cell each; 90% in training; UNet",
+                    _english_config))
+register(Experiment("chinese-chars-unet",
+                    "The most common Chinese characters (wordfreq) as Noto Sans CJK images; 90% in training; UNet",
+                    _chinese_config))

@@ -169,7 +169,8 @@ GRAMMARS = {"parity": Parity, "dyck": Dyck}
 
 
 # Grammars defined in their own modules, imported on first use: name -> (module, class).
-_LAZY = {"digit-sum": ("ldrkit.digits", "DigitSum")}
+_LAZY = {"digit-sum": ("ldrkit.digits", "DigitSum"), "english-words": ("ldrkit.text", "EnglishWords"),
+         "chinese-chars": ("ldrkit.hanzi", "ChineseChars")}
 
 
 def get_grammar(name: str, **kwargs) -> Grammar:

@@ -35,7 +35,13 @@ def build_renderer(spec: dict, length: int) -> Renderer:
     if kind == "quarter-digits":
         from .digits import QuarterDigitRenderer
         return QuarterDigitRenderer(length, **spec)
-    raise ValueError(f"unknown renderer {kind!r}; known: scalar, embedding, glyph, quarter-digits")
+    if kind == "english":
+        from .text import EnglishRenderer
+        return EnglishRenderer(length, **spec)
+    if kind == "hanzi":
+        from .hanzi import HanziRenderer
+        return HanziRenderer(length, **spec)
+    raise ValueError(f"unknown renderer {kind!r}; known: scalar, embedding, glyph, quarter-digits, english, hanzi")
 
 
 @dataclass
@@ -88,13 +94,16 @@ def evaluate(setup: Setup, model, eval_config: dict, seed: int) -> tuple[dict, t
     """Categories and LDR (eps and x0 outputs) of one model; also returns the generated samples.
 
     eval_config: num_samples, sample_steps, ldr_position, ldr_samples; optional sampler
-    ("ddpm", the default, or "ddim"), ldr_method ("exact", the default, or "estimate") and
-    ldr_probes (for "estimate", default 32).
+    ("ddpm", the default, or "ddim"), ldr_method ("exact", the default, or "estimate"),
+    ldr_probes (for "estimate", default 32) and ldr_levels (the sqrt(alpha_bar) levels, default
+    ldr.LEVELS). ldr_position is whatever the renderer's `region` takes (a position, or e.g. a
+    list of positions or a named part for some renderers).
     """
     samples = setup.generate(model, eval_config["num_samples"], seed, eval_config.get("sample_steps"),
                              sampler=eval_config.get("sampler", "ddpm"))
     region = setup.renderer.region(eval_config["ldr_position"])
     table = ldr_probe.ldr_levels(model, setup.schedule, region, setup.train_data,
+                                 levels=tuple(eval_config.get("ldr_levels", ldr_probe.LEVELS)),
                                  n=eval_config["ldr_samples"], seed=seed,
                                  method=eval_config.get("ldr_method", "exact"),
                                  probes=eval_config.get("ldr_probes", 32))
