@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: book test clean reproduce
+.PHONY: book test clean reproduce notebooks
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,11 +12,19 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-book: $(VENV)/.installed  ## build the website with the cpu profile (reuses finished runs in runs/)
+book: $(VENV)/.installed notebooks  ## build the website with the cpu profile (reuses finished runs in runs/)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
+# Colab opens .ipynb files: every chapter book/NAME.md has a generated book/NAME.ipynb (no outputs), committed
+# beside it, which the Colab button of its page opens. Run after editing a chapter; tests/test_colab.py checks.
+CHAPTERS := $(shell grep -l '^kernelspec:' $(patsubst %,%.md,$(shell sed -n 's/^ *- file: //p' _toc.yml)))
+notebooks: $(CHAPTERS:.md=.ipynb)
+
+book/%.ipynb: book/%.md | $(VENV)/.installed
+	$(VENV)/bin/jupytext --to ipynb --update --output $@ $<  # --update keeps the cell ids: small diffs
+
 test: $(VENV)/.installed  ## unit tests, phenomenon tests and every chapter at the smoke profile
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup  # two workers; the smoke book build stays on one (xdist_group)
 
 reproduce: $(VENV)/.installed  ## retrain every stored cpu run from scratch; reproduce/reproduce.md compares
 	$(PY) -m ldrkit reproduce --profile cpu --out reproduce

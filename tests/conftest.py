@@ -1,13 +1,63 @@
-"""Shared test setup: one torch thread (CI has 2 cores) and run folders under pytest's tmp dirs."""
+"""Shared test setup: one torch thread per test process, run folders under pytest's tmp dirs, and the
+book built once with the smoke profile (used by the chapter and the website tests)."""
+from __future__ import annotations
+
 import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
 
 torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
 def _isolated_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("LDRKIT_RUNS", str(tmp_path / "runs"))
     monkeypatch.delenv("LDRKIT_PROFILE", raising=False)
+
+
+@dataclass
+class SmokeBuild:
+    """A finished `jupyter-book build` of the repository with LDRKIT_PROFILE=smoke."""
+
+    out: Path          # --path-output: out/_build/html, out/_build/jupyter_execute/book/NAME.ipynb
+    returncode: int
+    log: str
+    seconds: float
+
+    @property
+    def html(self) -> Path:
+        return self.out / "_build" / "html"
+
+    def executed(self, docname: str) -> Path:
+        return self.out / "_build" / "jupyter_execute" / f"{docname}.ipynb"
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory) -> SmokeBuild:
+    """The book built once with the smoke profile, every chapter executed (-W -n --keep-going).
+
+    The build goes into a fresh temporary --path-output (its own jupyter-cache and run folders),
+    because the execution cache does not key on LDRKIT_PROFILE: a smoke build must never mix
+    with the cpu website. LDRKIT_SMOKE_BUILD=DIR reuses a finished build in DIR instead.
+    """
+    reuse = os.environ.get("LDRKIT_SMOKE_BUILD")
+    if reuse:
+        assert (Path(reuse) / "_build" / "html").is_dir(), f"LDRKIT_SMOKE_BUILD={reuse} has no _build/html"
+        return SmokeBuild(Path(reuse), 0, "", 0.0)
+    out = tmp_path_factory.mktemp("smoke-book")
+    # One thread: the other pytest worker (make test runs two) trains on the other core.
+    env = dict(os.environ, LDRKIT_PROFILE="smoke", LDRKIT_RUNS=str(out / "runs"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    jb = Path(sys.executable).with_name("jupyter-book")  # the venv's console script
+    start = time.monotonic()
+    build = subprocess.run([str(jb) if jb.exists() else "jupyter-book", "build", str(ROOT), "--path-output", str(out),
+                            "-W", "-n", "--keep-going"], env=env, capture_output=True, text=True)
+    seconds = time.monotonic() - start
+    print(f"smoke build: {seconds:.0f} s into {out}")
+    return SmokeBuild(out, build.returncode, build.stdout + build.stderr, seconds)

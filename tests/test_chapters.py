@@ -1,13 +1,16 @@
-"""Every chapter in _toc.yml executes top to bottom with the smoke profile (what nbmake would do for .ipynb)."""
-import os
+"""Every chapter in _toc.yml executes top to bottom with the smoke profile (what nbmake would do for .ipynb).
+
+The chapters are executed once, by the smoke build of the book (the `smoke_book` fixture in
+conftest.py, shared with tests/test_website.py); these tests read the executed notebooks.
+"""
 from pathlib import Path
 
 import jupytext
-import nbclient
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.xdist_group("smoke-book")  # one smoke build per test run, also under pytest -n
 
 
 def toc_files(node) -> list[str]:
@@ -24,10 +27,9 @@ def toc_files(node) -> list[str]:
     return found
 
 
-def chapters() -> list[Path]:
+def chapters() -> list[str]:
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    paths = [ROOT / f"{f}.md" for f in toc_files(toc)]
-    return [p for p in paths if "kernelspec" in p.read_text()[:400]]  # executable notebooks only
+    return [f for f in toc_files(toc) if "kernelspec" in (ROOT / f"{f}.md").read_text()[:400]]  # executable only
 
 
 def test_every_toc_entry_exists():
@@ -36,15 +38,17 @@ def test_every_toc_entry_exists():
         assert (ROOT / f"{f}.md").exists(), f
 
 
-@pytest.mark.parametrize("chapter", chapters(), ids=lambda p: p.stem)
-def test_chapter_executes_with_the_smoke_profile(chapter, monkeypatch):
-    monkeypatch.setenv("LDRKIT_PROFILE", "smoke")
-    nb = jupytext.read(chapter)
-    assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells), "no parameters cell"
-    client = nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
-                                     resources={"metadata": {"path": str(chapter.parent)}})
-    client.execute()
+@pytest.mark.parametrize("docname", chapters(), ids=lambda d: Path(d).stem)
+def test_chapter_executes_with_the_smoke_profile(docname, smoke_book):
+    source = jupytext.read(ROOT / f"{docname}.md")
+    assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in source.cells), "no parameters cell"
+    path = smoke_book.executed(docname)
+    stem = Path(docname).stem
+    assert path.exists(), (f"{docname} was not executed by the smoke build; its lines in the build log:\n"
+                           + "\n".join(l for l in smoke_book.log.splitlines() if stem in l)[-3000:])
+    nb = jupytext.read(path)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
+    assert not errors, "\n".join("\n".join(e.get("traceback", [])) for e in errors)[-3000:]
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert images, "a chapter shows at least one figure"
+    assert len([c for c in nb.cells if c.cell_type == "code"]) == len([c for c in source.cells if c.cell_type == "code"])
