@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     keep.add_argument("names", nargs="+")
     keep.add_argument("--profile", default="cpu")
     keep.add_argument("--seed", type=int, default=0)
+    keep.add_argument("--keep-steps", type=int, nargs="*", default=[],
+                      help="checkpoints to keep besides the last (those a chapter loads)")
+    keep.add_argument("--samples-per-step", type=int, default=64, help="generated samples kept per evaluation")
     again = sub.add_parser("reproduce", help="retrain stored runs from scratch; table of stored against fresh numbers")
     again.add_argument("names", nargs="*", help="default: every stored run of the profile")
     again.add_argument("--profile", default="cpu")
@@ -120,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "store":
                 for name in args.names:
                     experiments.get_experiment(name)
-                    print(store.store_run(experiments.run_dir_for(name, args.profile, args.seed)))
+                    print(store.store_run(experiments.run_dir_for(name, args.profile, args.seed),
+                                          samples_per_step=args.samples_per_step, keep_steps=tuple(args.keep_steps)))
             else:
                 print(store.reproduce(args.names or None, args.profile, args.seed, args.out))
         except (FileNotFoundError, experiments.UnknownNameError) as err:

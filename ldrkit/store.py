@@ -1,9 +1,10 @@
 """The results store: finished runs kept in the repository, so reading the book does not mean retraining it.
 
 A stored run lives in results/NAME/PROFILE-seedS/ and holds a trimmed copy of its run folder:
-metrics.json, metrics.jsonl, config.json, the analysis caches (LDR and oracle distance over
-training), the first `samples_per_step` generated samples of every evaluation, and the model
-weights of the last checkpoint (plus any steps asked for), together with provenance.json:
+its JSON records (metrics.json, metrics.jsonl, config.json) and analysis caches (LDR and oracle
+distance over training, trajectory LDR), the first `samples_per_step` generated samples of every
+evaluation, and the model weights of the last checkpoint (plus any steps asked for: a chapter
+that loads an earlier checkpoint needs it stored), together with provenance.json:
 the code version (git commit, and whether the tree had uncommitted changes) and config hash
 that made it.
 
@@ -25,8 +26,6 @@ import numpy as np
 from .train import atomic_write, checkpoints
 
 ROOT = Path(__file__).resolve().parent.parent
-CACHES = ("ldr_over_training.json", "oracle_distance.json")
-RECORDS = ("metrics.json", "metrics.jsonl", "config.json")
 
 
 def store_root() -> Path:
@@ -62,9 +61,9 @@ def store_run(run_dir: Path | str, root: Path | None = None, samples_per_step: i
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    for name in RECORDS + CACHES:
-        if (run_dir / name).exists():
-            shutil.copy2(run_dir / name, dest / name)
+    for path in sorted(run_dir.iterdir()):  # records and analysis caches (LDR, oracle distances, trajectories)
+        if path.is_file() and path.suffix in (".json", ".jsonl"):
+            shutil.copy2(path, dest / path.name)
     for path in sorted((run_dir / "samples").glob("step_*.npy")):
         (dest / "samples").mkdir(exist_ok=True)
         np.save(dest / "samples" / path.name, np.load(path)[:samples_per_step])

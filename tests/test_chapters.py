@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.xdist_group("smoke-book")  # one smoke build per test run, also under pytest -n
 
 
 def toc_files(node) -> list[str]:

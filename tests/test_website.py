@@ -27,26 +27,12 @@ import pytest
 import yaml
 
 from browser import Browser, find_chromium
+from test_chapters import toc_files
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = find_chromium()
-pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (install the Debian package "
-                                 "`chromium`; .ci/run does this)"),
-              pytest.mark.xdist_group("smoke-book")]  # one smoke build per test run, also under pytest -n
-
-
-def toc_files(node) -> list[str]:
-    found = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("file", "root") and isinstance(value, str):
-                found.append(value)
-            else:
-                found += toc_files(value)
-    elif isinstance(node, list):
-        for item in node:
-            found += toc_files(item)
-    return found
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (install the Debian package "
+                                "`chromium`; .ci/run does this)")
 
 
 TOC = toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text()))
