@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from .grammars import Grammar
-from .render import Decoded, Renderer
-from .text import _top_words, box_downsample
+from .render import Decoded, Renderer, box_downsample
+from .text import top_matching
 
 
 def is_han(ch: str) -> bool:
@@ -47,15 +47,7 @@ def is_han(ch: str) -> bool:
 
 def chinese_lexicon(size: int = 1000) -> list[str]:
     """The `size` most frequent single Han characters in wordfreq's "zh" list, most frequent first."""
-    n = 10 * size
-    while True:
-        chars = [w for w in _top_words("zh", n) if is_han(w)]
-        if len(chars) >= size or n >= 1_000_000:
-            break
-        n *= 3
-    if len(chars) < size:
-        raise ValueError(f"wordfreq has only {len(chars)} single Han characters, asked for {size}")
-    return chars[:size]
+    return top_matching("zh", size, is_han, "single Han characters")
 
 
 def cjk_font_path(name: str = "NotoSansCJKsc-Regular.otf") -> Path:

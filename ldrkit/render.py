@@ -128,6 +128,30 @@ class EmbeddingRenderer(Renderer):
         return mask.reshape(-1)
 
 
+def box_downsample(drawn: np.ndarray, cell: int) -> np.ndarray:
+    """(..., D, D) coverage -> (..., cell, cell) pixels in [-1, 1] (background -1), by box averaging."""
+    f = drawn.shape[-1] // cell
+    box = drawn.reshape(*drawn.shape[:-2], cell, f, cell, f).mean(axis=(-3, -1))
+    return 2.0 * box - 1.0
+
+
+def cells_to_row(cells: torch.Tensor) -> torch.Tensor:
+    """(n, L, c, c) symbol cells -> (n, 1, c, c * L) images, the cells side by side."""
+    n, length, c, _ = cells.shape
+    return cells.permute(0, 2, 1, 3).reshape(n, 1, c, c * length).contiguous()
+
+
+def cell_region(signal_shape: tuple[int, ...], cell: int, length: int, position) -> torch.Tensor:
+    """The LDR region of a row of cells: cell `position`, or the union of the cells of a list of positions."""
+    positions = [position] if np.isscalar(position) else list(position)
+    mask = torch.zeros(signal_shape, dtype=torch.bool)
+    for p in positions:
+        if not 0 <= int(p) < length:
+            raise ValueError(f"position {p} outside 0..{length - 1}")
+        mask[:, :, int(p) * cell:(int(p) + 1) * cell] = True
+    return mask
+
+
 def draw_glyph(char: str, draw_size: int = 32, font: str = "DejaVu Sans", fill: float = 0.9) -> np.ndarray:
     """One character rasterised by FreeType (matplotlib's ft2font) into a draw_size square, coverage in [0, 1].
 
@@ -196,9 +220,7 @@ class GlyphRenderer(Renderer):
         self.ocr = TemplateOCR(self.templates, self.symbols, **(ocr or {}))
 
     def _downsample(self, drawn: np.ndarray) -> torch.Tensor:
-        f = self.draw_size // self.cell
-        box = drawn.reshape(self.cell, f, self.cell, f).mean(axis=(1, 3))
-        return torch.as_tensor(2.0 * box - 1.0, dtype=torch.float32)
+        return torch.as_tensor(box_downsample(drawn, self.cell), dtype=torch.float32)
 
     @property
     def signal_shape(self) -> tuple[int, ...]:
@@ -217,8 +239,7 @@ class GlyphRenderer(Renderer):
                     cells[k, j] = self._downsample(drawn)
         else:
             cells = self.templates[index]                                # (n, L, cell, cell)
-        n = len(seqs)
-        return cells.permute(0, 2, 1, 3).reshape(n, 1, self.cell, self.cell * self.length).contiguous()
+        return cells_to_row(cells)
 
     def read(self, x: torch.Tensor):
         """The OCR's full reading (scores included), see `ocr.Reading`."""
@@ -228,9 +249,5 @@ class GlyphRenderer(Renderer):
         r = self.read(x)
         return Decoded(tokens=r.tokens, legible=r.legible)
 
-    def region(self, position: int) -> torch.Tensor:
-        if not 0 <= position < self.length:
-            raise ValueError(f"position {position} outside 0..{self.length - 1}")
-        mask = torch.zeros(self.signal_shape, dtype=torch.bool)
-        mask[:, :, position * self.cell:(position + 1) * self.cell] = True
-        return mask
+    def region(self, position) -> torch.Tensor:
+        return cell_region(self.signal_shape, self.cell, self.length, position)

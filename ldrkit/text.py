@@ -27,7 +27,7 @@ import torch
 
 from .grammars import Grammar
 from .ocr import TemplateOCR, split_cells
-from .render import Decoded, Renderer
+from .render import Decoded, Renderer, box_downsample, cell_region, cells_to_row
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 PAD = 26
@@ -39,18 +39,27 @@ def _top_words(language: str, n: int) -> tuple[str, ...]:
     return tuple(wordfreq.top_n_list(language, n))
 
 
+def top_matching(language: str, size: int, keep, what: str) -> list[str]:
+    """The first `size` entries of wordfreq's `language` top list for which keep(entry) holds, in frequency order.
+
+    The top list is read in growing prefixes (a longer list starts with the shorter one), so the
+    result does not depend on how far it had to read.
+    """
+    n = 4 * size
+    while True:
+        found = [w for w in _top_words(language, n) if keep(w)]
+        if len(found) >= size or n >= 1_000_000:
+            break
+        n *= 4
+    if len(found) < size:
+        raise ValueError(f"wordfreq has only {len(found)} {what}, asked for {size}")
+    return found[:size]
+
+
 def english_lexicon(size: int = 1000, min_length: int = 1, max_length: int = 4) -> list[str]:
     """The `size` most frequent English words of `min_length`..`max_length` letters a-z (wordfreq's "en" list)."""
     pattern = re.compile(f"[a-z]{{{min_length},{max_length}}}")
-    n = 4 * size
-    while True:
-        words = [w for w in _top_words("en", n) if pattern.fullmatch(w)]
-        if len(words) >= size or n >= 400_000:
-            break
-        n *= 4
-    if len(words) < size:
-        raise ValueError(f"wordfreq has only {len(words)} words of {min_length}-{max_length} letters, asked for {size}")
-    return words[:size]
+    return top_matching("en", size, pattern.fullmatch, f"words of {min_length}-{max_length} letters")
 
 
 def encode(words: list[str], length: int) -> np.ndarray:
@@ -127,14 +136,6 @@ def draw_letters(chars: str, draw_size: int, font_path: str | Path, fill: float 
     return np.stack(out)
 
 
-def box_downsample(drawn: np.ndarray, cell: int) -> np.ndarray:
-    """(..., D, D) coverage -> (..., cell, cell) pixels in [-1, 1] (background -1)."""
-    d = drawn.shape[-1]
-    f = d // cell
-    box = drawn.reshape(*drawn.shape[:-2], cell, f, cell, f).mean(axis=(-3, -1))
-    return 2.0 * box - 1.0
-
-
 class EnglishRenderer(Renderer):
     """A word as a row of `length` letter cells (1 channel, cell x cell*length), padding drawn blank.
 
@@ -173,9 +174,7 @@ class EnglishRenderer(Renderer):
 
     def render(self, seqs: np.ndarray) -> torch.Tensor:
         seqs = self._check_tokens(seqs)
-        cells = self._cells[torch.as_tensor(seqs, dtype=torch.long)]                          # (n, L, c, c)
-        n = len(seqs)
-        return cells.permute(0, 2, 1, 3).reshape(n, 1, self.cell, self.cell * self.length).contiguous()
+        return cells_to_row(self._cells[torch.as_tensor(seqs, dtype=torch.long)])
 
     def render_words(self, words: list[str]) -> torch.Tensor:
         return self.render(encode(words, self.length))
@@ -202,10 +201,4 @@ class EnglishRenderer(Renderer):
         return decode_strings(d.tokens, d.legible)
 
     def region(self, position) -> torch.Tensor:
-        positions = [position] if np.isscalar(position) else list(position)
-        mask = torch.zeros(self.signal_shape, dtype=torch.bool)
-        for p in positions:
-            if not 0 <= int(p) < self.length:
-                raise ValueError(f"position {p} outside 0..{self.length - 1}")
-            mask[:, :, int(p) * self.cell:(int(p) + 1) * self.cell] = True
-        return mask
+        return cell_region(self.signal_shape, self.cell, self.length, position)

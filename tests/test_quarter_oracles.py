@@ -13,6 +13,7 @@ from ldrkit.experiments import get_experiment, run_experiment
 from ldrkit.oracle import FiniteSetDenoiser, ProductOfCellsDenoiser, TupleOfInstancesDenoiser
 from ldrkit.oracle_runs import build_oracle, quarter_digit_rule_oracle
 from ldrkit.pipeline import Setup
+from test_oracle_runs import assert_oracle_distances_recorded
 
 
 def explicit_support(tuples, instances, index, size, weights=None):
@@ -176,12 +177,7 @@ def test_quarter_digit_runs_record_the_distance_to_each_oracle(tmp_path):
     """A smoke run records E(eps_net - eps_oracle)^2 per evaluation; recomputing from its checkpoints agrees."""
     from ldrkit.oracle_runs import oracle_distance_over_training
     m = run_experiment("quarter-digits-unet", "smoke", out=tmp_path, progress=False)
-    for e in m["evaluations"]:
-        d = e["oracle_distance"]
-        assert set(d) == {"rule", "product", "memoriser"}
-        for values in d.values():
-            assert set(values) == {"0.1", "0.3", "0.5", "0.7", "0.9"}
-            assert all(v >= 0 and math.isfinite(v) for v in values.values())
+    assert_oracle_distances_recorded(m)
     rows = oracle_distance_over_training(tmp_path, n=8, seed=0)
     assert [r["step"] for r in rows] == [e["step"] for e in m["evaluations"]]
     # at the highest noise the three exact denoisers nearly coincide, so the distances to them do too
