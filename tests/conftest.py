@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
+
+# One thread per process, set in the environment so that every process a test starts inherits it
+# (the ldrkit CLI, papermill's kernels, the smoke build's kernels). A subprocess with torch's default
+# of two OpenMP threads beside the other pytest worker spins on both cores and slows both 20-60x:
+# that made a 9-second chapter run past the smoke build's 40-minute limit in CI.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import torch  # noqa: E402  (after the thread settings)
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parent.parent
