@@ -33,9 +33,16 @@ not split across processes). The network runs on the device; evaluation code kee
 on the CPU and calls the network through `OnDevice`. config["train"]["mixed_precision"]
 ("no", the default, "fp16" or "bf16") is passed to the Accelerator, so precision is part of
 the config (the environment of `accelerate launch` cannot change it silently).
+
+Weight averaging. With config["train"]["ema_decay"] (for example 0.995) the loop keeps an exponential
+moving average of the weights (diffusers' `EMAModel`, the one its training scripts use) and evaluates
+and saves the averaged network: model_STEP.safetensors then holds the averaged weights, while
+resume.safetensors holds the raw weights, the optimizer and the average. Without the key the
+evaluated network is the raw one, as before (and the config hash is unchanged).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -78,9 +85,13 @@ def prepare_run_dir(run_dir: Path, config: dict) -> str:
 
 
 def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None,
-                    rng: torch.Generator | None, step: int, digest: str, extra: dict | None = None) -> None:
-    """Model weights (and optionally optimizer state and RNG) to safetensors, written atomically."""
+                    rng: torch.Generator | None, step: int, digest: str, extra: dict | None = None,
+                    ema=None) -> None:
+    """Model weights (and optionally optimizer state, RNG and weight average) to safetensors, written atomically."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if ema is not None:
+        tensors.update({f"ema.{i}": p.detach().cpu().contiguous() for i, p in enumerate(ema.shadow_params)})
+        extra = {**(extra or {}), "ema_optimization_step": ema.optimization_step}
     if optimizer is not None:
         for i, state in optimizer.state_dict()["state"].items():
             for key, value in state.items():
@@ -94,7 +105,7 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
 
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    rng: torch.Generator | None = None, digest: str | None = None) -> dict:
+                    rng: torch.Generator | None = None, digest: str | None = None, ema=None) -> dict:
     """Restore what save_checkpoint wrote; returns its metadata. Refuses a checkpoint of another config."""
     path = Path(path)
     if not path.exists():
@@ -115,6 +126,10 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
         optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
     if rng is not None:
         rng.set_state(tensors["rng"])
+    if ema is not None:
+        for i, shadow in enumerate(ema.shadow_params):
+            shadow.copy_(tensors[f"ema.{i}"])
+        ema.optimization_step = int(json.loads(metadata["ema_optimization_step"]))
     return metadata
 
 
@@ -191,8 +206,10 @@ def for_evaluation(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 def make_step(model: nn.Module, optimizer, accelerator, schedule: Schedule, data: torch.Tensor,
-              batch_size: int, rng: torch.Generator) -> Callable[[], torch.Tensor]:
+              batch_size: int, rng: torch.Generator, ema=None) -> Callable[[], torch.Tensor]:
     """One optimisation step as a function returning the loss (of this process's share of the batch).
+
+    With `ema` (a diffusers EMAModel of the model's parameters) the average is updated after the step.
 
     The global batch (examples, then timesteps, then noises) is drawn from `rng` in every process,
     the same order as `Schedule.loss`; process i keeps slice i (see the module docstring).
@@ -209,6 +226,8 @@ def make_step(model: nn.Module, optimizer, accelerator, schedule: Schedule, data
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         optimizer.step()
+        if ema is not None:
+            ema.step(accelerator.unwrap_model(model).parameters())
         return loss
 
     return step
@@ -217,7 +236,7 @@ def make_step(model: nn.Module, optimizer, accelerator, schedule: Schedule, data
 def train(run_dir: Path, config: dict, model: nn.Module, schedule: Schedule, data: torch.Tensor,
           evaluate: Callable[[nn.Module, int], dict], *, stop_after: int | None = None,
           progress: bool = True, device: str | None = None) -> list[dict]:
-    """Train `model` on `data` with config["train"] = {steps, batch_size, lr, eval_every, seed[, mixed_precision]}.
+    """Train `model` on `data` with config["train"] = {steps, batch_size, lr, eval_every, seed[, mixed_precision, ema_decay]}.
 
     Evaluates (and checkpoints) at step 0, every eval_every steps and at the last step.
     `stop_after` ends the loop early at that step, as an interruption would (for tests).
@@ -237,12 +256,17 @@ def train(run_dir: Path, config: dict, model: nn.Module, schedule: Schedule, dat
     optimizer = torch.optim.Adam(model.parameters(), lr=tc["lr"])
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     model = accelerator.unwrap_model(wrapped)
-    evaluated = for_evaluation(model, accelerator.device)
-    step_once = make_step(wrapped, optimizer, accelerator, schedule, data, tc["batch_size"], rng)
+    ema, averaged = None, model  # `averaged`: the network that is evaluated and saved as model_STEP
+    if tc.get("ema_decay"):
+        from diffusers.training_utils import EMAModel
+        ema = EMAModel(model.parameters(), decay=tc["ema_decay"], foreach=True)
+        averaged = copy.deepcopy(model)
+    evaluated = for_evaluation(averaged, accelerator.device)
+    step_once = make_step(wrapped, optimizer, accelerator, schedule, data, tc["batch_size"], rng, ema)
     step, elapsed = 0, 0.0
     resume = run_dir / "resume.safetensors"
     if resume.exists():
-        meta = load_checkpoint(resume, model, optimizer, rng, digest)
+        meta = load_checkpoint(resume, model, optimizer, rng, digest, ema)
         step, elapsed = int(meta["step"]), float(json.loads(meta.get("elapsed_seconds", "0")))
     records = [r for r in read_metrics(run_dir) if r["step"] <= step]
     accelerator.wait_for_everyone()
@@ -258,14 +282,17 @@ def train(run_dir: Path, config: dict, model: nn.Module, schedule: Schedule, dat
 
     def checkpoint_and_evaluate(step: int) -> None:
         if main:
-            model.eval()
+            if ema is not None:
+                ema.copy_to(averaged.parameters())
+            averaged.eval()
             record = {"step": step, **evaluate(evaluated, step), "elapsed_seconds": elapsed + time.perf_counter() - start}
             model.train()
             records.append(record)
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
-            save_checkpoint(run_dir / f"model_{step:07d}.safetensors", model, None, None, step, digest)
-            save_checkpoint(resume, model, optimizer, rng, step, digest, {"elapsed_seconds": record["elapsed_seconds"]})
+            save_checkpoint(run_dir / f"model_{step:07d}.safetensors", averaged, None, None, step, digest)
+            save_checkpoint(resume, model, optimizer, rng, step, digest, {"elapsed_seconds": record["elapsed_seconds"]},
+                            ema=ema)
         accelerator.wait_for_everyone()
 
     start = time.perf_counter()

@@ -63,3 +63,40 @@ def test_a_checkpoint_of_another_config_is_refused(tmp_path):
         load_checkpoint(tmp_path / "resume.safetensors", model, digest="0" * 16)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         load_checkpoint(tmp_path / "missing.safetensors", model)
+
+
+def ema_config(decay=0.9):
+    return merge(tiny_config(), {"train": {"ema_decay": decay}})
+
+
+def test_weight_average_is_what_is_evaluated_and_saved(tmp_path):
+    """With train.ema_decay, model_STEP holds diffusers' EMA of the weights, resume holds the raw ones."""
+    from diffusers.training_utils import EMAModel
+    run_training(ema_config(), tmp_path, progress=False)
+    saved, raw = MLPDenoiser(8, 32, 2), MLPDenoiser(8, 32, 2)
+    load_checkpoint(tmp_path / "model_0000040.safetensors", saved)
+    ema = EMAModel(raw.parameters(), decay=0.9)
+    meta = load_checkpoint(tmp_path / "resume.safetensors", raw, ema=ema)
+    assert int(meta["step"]) == 40 and ema.optimization_step == 40
+    for p, shadow in zip(saved.parameters(), ema.shadow_params):
+        assert torch.equal(p, shadow)  # the saved network is the average
+    gap = max((p - q).abs().max().item() for p, q in zip(saved.parameters(), raw.parameters()))
+    assert gap > 1e-4  # ... and the average is not the raw weights (lr 1e-3, 40 steps)
+    plain = MLPDenoiser(8, 32, 2)
+    run_training(tiny_config(), tmp_path / "plain", progress=False)
+    load_checkpoint(tmp_path / "plain" / "model_0000040.safetensors", plain)
+    for p, q in zip(plain.parameters(), raw.parameters()):
+        assert torch.equal(p, q)  # the average does not change the optimisation itself
+
+
+def test_interrupted_run_with_weight_average_resumes_to_the_same_numbers(tmp_path):
+    full = run_training(ema_config(), tmp_path / "full", progress=False)
+    run_training(ema_config(), tmp_path / "cut", progress=False, stop_after=20)
+    resumed = run_training(ema_config(), tmp_path / "cut", progress=False)
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "elapsed_seconds"} for r in rs]
+    assert strip(resumed) == strip(full)
+    a, b = MLPDenoiser(8, 32, 2), MLPDenoiser(8, 32, 2)
+    load_checkpoint(tmp_path / "full" / "model_0000040.safetensors", a)
+    load_checkpoint(tmp_path / "cut" / "model_0000040.safetensors", b)
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
