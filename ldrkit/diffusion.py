@@ -60,13 +60,15 @@ class Schedule:
     @torch.no_grad()
     def sample(self, model: Denoiser, n: int, shape: tuple[int, ...], generator: torch.Generator,
                num_steps: int | None = None, progress: bool = True, return_trajectory: bool = False,
-               sampler: str = "ddpm"):
+               sampler: str = "ddpm", batch_size: int | None = None):
         """Sample n signals from pure noise with the reverse process of diffusers' schedulers.
 
         sampler "ddpm" (default): ancestral DDPM; `num_steps` < T uses diffusers' strided DDPM
         timesteps. sampler "ddim": deterministic DDIM (eta = 0, `clip_sample=False`) on
         `num_steps` timesteps (default 50), the cheap choice for image models. With
-        `return_trajectory`, also returns the list of (t, x_t) visited.
+        `return_trajectory`, also returns the list of (t, x_t) visited. `batch_size` calls the
+        network on at most that many signals at a time (the noise is still drawn for all n at
+        once, so the samples do not depend on it): 1024 paper-size images at once do not fit a GPU.
         """
         if sampler == "ddpm":
             scheduler = DDPMScheduler(**self.config)
@@ -82,7 +84,9 @@ class Schedule:
         for t in tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):
             if return_trajectory:
                 trajectory.append((int(t), x.clone()))
-            eps = model(x, torch.full((n,), int(t), dtype=torch.long))
+            timestep = torch.full((n,), int(t), dtype=torch.long)
+            chunk = batch_size or n
+            eps = torch.cat([model(x[i:i + chunk], timestep[i:i + chunk]) for i in range(0, n, chunk)])
             if sampler == "ddpm":
                 x = scheduler.step(eps, t, x, generator=generator).prev_sample
             else:

@@ -80,10 +80,10 @@ class Setup:
         return build_model(config["model"], self.renderer.signal_shape)
 
     def generate(self, model, n: int, seed: int, num_steps: int | None = None, progress: bool = False,
-                 sampler: str = "ddpm") -> torch.Tensor:
+                 sampler: str = "ddpm", batch_size: int | None = None) -> torch.Tensor:
         gen = torch.Generator().manual_seed(seed)
         x = self.schedule.sample(model, n, self.renderer.signal_shape, gen, num_steps=num_steps, progress=progress,
-                                 sampler=sampler)
+                                 sampler=sampler, batch_size=batch_size)
         return x + self.shift if self.shift else x
 
     def categorize(self, samples: torch.Tensor) -> np.ndarray:
@@ -94,13 +94,14 @@ def evaluate(setup: Setup, model, eval_config: dict, seed: int) -> tuple[dict, t
     """Categories and LDR (eps and x0 outputs) of one model; also returns the generated samples.
 
     eval_config: num_samples, sample_steps, ldr_position, ldr_samples; optional sampler
-    ("ddpm", the default, or "ddim"), ldr_method ("exact", the default, or "estimate"),
+    ("ddpm", the default, or "ddim"), sample_batch (network calls on at most that many samples;
+    default all at once), ldr_method ("exact", the default, or "estimate"),
     ldr_probes (for "estimate", default 32) and ldr_levels (the sqrt(alpha_bar) levels, default
     ldr.LEVELS). ldr_position is whatever the renderer's `region` takes (a position, or e.g. a
     list of positions or a named part for some renderers).
     """
     samples = setup.generate(model, eval_config["num_samples"], seed, eval_config.get("sample_steps"),
-                             sampler=eval_config.get("sampler", "ddpm"))
+                             sampler=eval_config.get("sampler", "ddpm"), batch_size=eval_config.get("sample_batch"))
     region = setup.renderer.region(eval_config["ldr_position"])
     table = ldr_probe.ldr_levels(model, setup.schedule, region, setup.train_data,
                                  levels=tuple(eval_config.get("ldr_levels", ldr_probe.LEVELS)),

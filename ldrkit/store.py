@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .train import atomic_write, checkpoints
+from .train import atomic_write, json_ready, checkpoints
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,7 +100,7 @@ def restore_run(stored: Path, out: Path) -> dict:
     metrics = json.loads((out / "metrics.json").read_text())
     metrics["run_dir"] = str(out)
     metrics["restored_from"] = str(stored)
-    atomic_write(out / "metrics.json", json.dumps(metrics, indent=1))
+    atomic_write(out / "metrics.json", json.dumps(json_ready(metrics), indent=1))
     return metrics
 
 

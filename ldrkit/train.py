@@ -45,6 +45,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 import time
 from datetime import timedelta
@@ -271,7 +272,7 @@ def train(run_dir: Path, config: dict, model: nn.Module, schedule: Schedule, dat
     records = [r for r in read_metrics(run_dir) if r["step"] <= step]
     accelerator.wait_for_everyone()
     if main:
-        atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+        atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(json_ready(r)) + "\n" for r in records))
         launch = {"start_step": step, "processes": accelerator.num_processes, "global_batch": tc["batch_size"],
                   "per_process_batch": tc["batch_size"] // accelerator.num_processes,
                   "device": str(accelerator.device), "mixed_precision": accelerator.mixed_precision,
@@ -285,7 +286,8 @@ def train(run_dir: Path, config: dict, model: nn.Module, schedule: Schedule, dat
             if ema is not None:
                 ema.copy_to(averaged.parameters())
             averaged.eval()
-            record = {"step": step, **evaluate(evaluated, step), "elapsed_seconds": elapsed + time.perf_counter() - start}
+            record = json_ready({"step": step, **evaluate(evaluated, step),
+                                 "elapsed_seconds": elapsed + time.perf_counter() - start})
             model.train()
             records.append(record)
             with open(run_dir / "metrics.jsonl", "a") as f:
@@ -320,6 +322,21 @@ def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     """(step, path) of every saved model checkpoint, in step order."""
     found = sorted(Path(run_dir).glob("model_*.safetensors"))
     return [(int(p.stem.split("_")[1]), p) for p in found]
+
+
+def json_ready(value):
+    """`value` with every non-finite float (NaN, +-inf) replaced by None, so that json.dumps writes strict JSON.
+
+    An LDR is 0/0 where the Jacobian vanishes (an exact denoiser whose posterior sits on one point):
+    metrics record such an undefined value as null rather than the non-standard NaN.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
 
 
 def atomic_write(path: Path, text: str) -> None:

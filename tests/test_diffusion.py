@@ -75,3 +75,17 @@ def test_sampling_with_the_exact_denoiser_of_a_point_lands_on_it():
 def test_mlp_checks_its_input_shape():
     with pytest.raises(ValueError, match=r"\(n, 4\)"):
         MLPDenoiser(4)(torch.zeros(2, 5), torch.zeros(2, dtype=torch.long))
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_sampling_in_network_batches_gives_the_same_samples(sampler):
+    """batch_size only splits the network calls (paper-size images do not fit a GPU 1024 at a time)."""
+    from ldrkit.models import MLPDenoiser
+    torch.manual_seed(0)
+    model, schedule = MLPDenoiser(6, 16, 2).eval(), Schedule()
+    with torch.no_grad():
+        whole = schedule.sample(model, 10, (6,), torch.Generator().manual_seed(3), num_steps=8, progress=False,
+                                sampler=sampler)
+        split = schedule.sample(model, 10, (6,), torch.Generator().manual_seed(3), num_steps=8, progress=False,
+                                sampler=sampler, batch_size=4)
+    assert torch.allclose(whole, split, atol=1e-6)

@@ -76,3 +76,21 @@ def test_reproduce_sets_stored_and_fresh_numbers_side_by_side(tiny, tmp_path):
 def test_store_refuses_an_unfinished_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="no finished run"):
         store.store_run(tmp_path)
+
+
+def _refuse_constant(name):
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def test_metrics_files_are_strict_json():
+    """NaN/Infinity are not JSON: an undefined value (an LDR of 0/0) must be written as null."""
+    from pathlib import Path
+
+    from ldrkit.train import json_ready
+    assert json_ready({"a": [float("nan"), 1.0, float("inf")], "b": {"c": -float("inf")}, "d": "x"}) == \
+        {"a": [None, 1.0, None], "b": {"c": None}, "d": "x"}
+    files = sorted(Path(store.store_root()).glob("*/*/metrics.json*"))
+    assert files, "the results store holds no metrics"
+    for path in files:
+        for line in ([path.read_text()] if path.suffix == ".json" else path.read_text().splitlines()):
+            json.loads(line, parse_constant=_refuse_constant)
