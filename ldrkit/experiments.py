@@ -282,22 +282,28 @@ register(Experiment("parity-parens-L8-unet",
                     _parens_config("parity", 8, 0.5, "unet", cpu_steps=2400)))
 register(Experiment("parity-parens-L16-unet",
                     "Parity, L=16, as parenthesis images; 5% of the 32768 valid sequences in training; UNet",
-                    # Measured (seed 0, raw weights): invalid 0.30 after 3000 steps, 0.56 after 4000, 0.03
-                    # after 5000: the raw weights at lr 1e-3 swing. The weight average evaluates steadier.
-                    _parens_config("parity", 16, 0.05, "unet", cpu_steps=4000,
+                    # Measured (seed 0, 1 thread): raw weights, invalid 0.30 after 3000 steps, 0.56 after
+                    # 4000, 0.03 after 5000 (lr 1e-3 makes them swing); weight average (evaluated every 500
+                    # steps): 0.36, 0.24, 0.11 after 3000, 4000, 5000 and 0.07 after 5500. Five evaluations
+                    # (LDR and oracle distances cost ~20 s each) keep the run within 15 minutes.
+                    _parens_config("parity", 16, 0.05, "unet", cpu_steps=5000, cpu_evals=5,
                                    cpu_overrides={"train": {"ema_decay": 0.995}})))
+# The cpu DiT of the parenthesis images: one token per 8x8 cell (patch 8) of width 128, weights averaged.
+# Measured (parity L=16, seed 0): patch 4 (two by two tokens per cell, width 64) stayed 100% invalid for
+# 2400 steps, strokes broken at the patch edges; patch 2 with two layers was still 100% invalid after
+# 900 steps and 2.7x as slow per step; patch 8 at width 64 drew glyphs but blew up in some cells
+# (values of +-200: 64 pixels through a 64-wide token). Patch 8 at width 128: legible from ~1500 steps.
+_CELL_TOKEN_DIT = {"model": {"patch_size": 8, "head_dim": 32}, "train": {"ema_decay": 0.995}}
+
 register(Experiment("parity-parens-L16-dit",
                     "Parity, L=16, as parenthesis images; 5% of the 32768 valid sequences in training; DiT",
-                    # Patch 4 (4x4-pixel tokens) stayed 100% invalid after 2400 steps, strokes broken at
-                    # patch edges. Patch 2 (four times the tokens) with two layers: 2.7x the time per step.
-                    _parens_config("parity", 16, 0.05, "dit", cpu_steps=2400,
-                                   cpu_overrides={"model": {"patch_size": 2, "layers": 2}, "train": {"ema_decay": 0.995}})))
+                    _parens_config("parity", 16, 0.05, "dit", cpu_steps=6000, cpu_overrides=_CELL_TOKEN_DIT)))
 register(Experiment("dyck-parens-unet",
                     "Dyck words, L=12, as parenthesis images; half of the 132 words in training; UNet",
                     _parens_config("dyck", 12, 0.5, "unet", cpu_steps=1800)))
 register(Experiment("dyck-parens-dit",
                     "Dyck words, L=12, as parenthesis images; half of the 132 words in training; DiT",
-                    _parens_config("dyck", 12, 0.5, "dit", cpu_steps=2400)))
+                    _parens_config("dyck", 12, 0.5, "dit", cpu_steps=6000, cpu_overrides=_CELL_TOKEN_DIT)))
 
 
 # --- Quarter-MNIST: four handwritten digits, s1 + s2 = s3 + s4 (section 4.2, appendix A.5, A.7.3) ----
