@@ -223,6 +223,12 @@ def oracle_experiment(base: str, which: str) -> Experiment:
     return Experiment(f"{base}-oracle-{which}", f"The exact {which} denoiser on the data of {base} (sampling only)", make, run)
 
 
+# The paper profile's evaluation of the image experiments: 1024 samples (the network called on 128 at a
+# time, so paper-size images fit a GPU), the LDR estimated with 64 random probes.
+_PAPER_EVAL = {"num_samples": 1024, "sample_steps": 100, "sample_batch": 128, "ldr_samples": 16,
+               "ldr_method": "estimate", "ldr_probes": 64}
+
+
 # --- parity and Dyck parentheses as images, UNet and DiT (section 4.2, appendix A.5, A.7.1-A.7.2) -------
 
 # Models per profile. cpu: the measured CPU recipe (1 thread, minutes); paper: appendix A.5, where
@@ -257,8 +263,7 @@ def _parens_config(grammar: str, length: int, train_fraction: float, model: str,
             "cpu": dict(train={"steps": cpu_steps, "batch_size": 64, "lr": 1e-3, "eval_every": cpu_steps // cpu_evals},
                         eval={"num_samples": 256, "sample_steps": 50, "ldr_samples": 4}),
             "paper": dict(train={"steps": 1_100_000, "batch_size": 16, "lr": 8e-5, "eval_every": 50_000},
-                          eval={"num_samples": 1024, "sample_steps": 100, "sample_batch": 128, "ldr_samples": 16,
-                                "ldr_method": "estimate", "ldr_probes": 64}),
+                          eval=dict(_PAPER_EVAL)),
         }[profile]
         config = {
             "grammar": {"name": grammar, "length": length},
@@ -336,8 +341,7 @@ def _quarter_config(model: str) -> Callable[[str, int], dict]:
             "cpu": dict(train={"steps": steps, "batch_size": 64, "lr": 1e-3, "eval_every": steps // 10},
                         eval={"num_samples": 256, "sample_steps": 50, "ldr_samples": 4}),
             "paper": dict(train={"steps": 180_000, "batch_size": 16, "lr": 8e-5, "eval_every": 10_000},
-                          eval={"num_samples": 1024, "sample_steps": 100, "sample_batch": 128, "ldr_samples": 16,
-                                "ldr_method": "estimate", "ldr_probes": 64}),
+                          eval=dict(_PAPER_EVAL)),
         }[profile]
         return {
             "grammar": {"name": "digit-sum", "length": 4},
@@ -396,8 +400,7 @@ def _text_sizes(profile: str, steps: int) -> dict:
                     eval={"num_samples": 256, "sample_steps": 50, "ldr_samples": 8, "ldr_method": "estimate",
                           "ldr_probes": 32}),
         "paper": dict(train={"steps": 200_000, "batch_size": 16, "lr": 8e-5, "eval_every": 10_000},
-                      eval={"num_samples": 1024, "sample_steps": 100, "sample_batch": 128, "ldr_samples": 16,
-                            "ldr_method": "estimate", "ldr_probes": 64}),
+                      eval=dict(_PAPER_EVAL)),
     }[profile]
 
 

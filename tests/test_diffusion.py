@@ -80,7 +80,6 @@ def test_mlp_checks_its_input_shape():
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
 def test_sampling_in_network_batches_gives_the_same_samples(sampler):
     """batch_size only splits the network calls (paper-size images do not fit a GPU 1024 at a time)."""
-    from ldrkit.models import MLPDenoiser
     torch.manual_seed(0)
     model, schedule = MLPDenoiser(6, 16, 2).eval(), Schedule()
     with torch.no_grad():
