@@ -18,6 +18,8 @@ import json
 import sys
 
 from . import experiments
+from .files import RunFolderError
+from .runs import ConfigMismatchError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +73,25 @@ def main(argv: list[str] | None = None) -> int:
                          help="parameter injected into the chapter's parameters cell (repeatable)")
     chapter.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds of a batch (default 0 1)")
     args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, RunFolderError, ConfigMismatchError,
+            FloatingPointError) as err:  # UnknownNameError is a ValueError
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
+
+def _positive(value: int | None, what: str, minimum: int = 1) -> None:
+    if value is not None and value < minimum:
+        raise ValueError(f"{what} must be at least {minimum}, got {value}")
+
+
+def _dispatch(args) -> int:
+    for name in ("seed",):
+        if hasattr(args, name):
+            experiments.check_seed(getattr(args, name))
+    if hasattr(args, "profile") and args.command != "bench":
+        experiments.check_profile(args.profile)
     if args.command == "chapter":
         from .chapters import format_summary, parse_parameters, run_batch, run_chapter
         params = parse_parameters(args.parameter)
@@ -92,16 +112,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.command == "ldr":
-        from .ldr import format_table, ldr_over_training
-        try:
-            rows = ldr_over_training(args.run_dir, method=args.method, probes=args.probes, n=args.n)
-        except FileNotFoundError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        from .analysis.overtraining import format_ldr_table as format_table, ldr_over_training
+        from .runs import Run
+        _positive(args.n, "--n")
+        _positive(args.probes, "--probes", 2)
+        rows = ldr_over_training(Run(args.run_dir), method=args.method, probes=args.probes, n=args.n)
         print(format_table(rows))
         return 0
     if args.command == "bench" and args.what == "train":
-        from .bench import run_training_benchmark
+        from .bench_train import run_training_benchmark
+        _positive(args.steps, "--steps")
         try:
             experiments.check_profile(args.profile)
             for name in args.names:
@@ -113,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     if args.command == "bench":
-        from .bench import run_benchmark
+        from .bench_ldr import run_benchmark
         run_benchmark(json_output=args.json)
         return 0
 

@@ -163,21 +163,3 @@ class Dyck(Grammar):
 
     def __repr__(self) -> str:
         return f"Dyck(L={self.length})"
-
-
-GRAMMARS = {"parity": Parity, "dyck": Dyck}
-
-
-# Grammars defined in their own modules, imported on first use: name -> (module, class).
-_LAZY = {"digit-sum": ("ldrkit.digits", "DigitSum"), "english-words": ("ldrkit.text", "EnglishWords"),
-         "chinese-chars": ("ldrkit.hanzi", "ChineseChars")}
-
-
-def get_grammar(name: str, **kwargs) -> Grammar:
-    """Build a grammar by name; an unknown name lists the known ones."""
-    if name not in GRAMMARS and name in _LAZY:
-        import importlib
-        GRAMMARS[name] = getattr(importlib.import_module(_LAZY[name][0]), _LAZY[name][1])
-    if name not in GRAMMARS:
-        raise ValueError(f"unknown grammar {name!r}; known grammars: {', '.join(sorted(set(GRAMMARS) | set(_LAZY)))}")
-    return GRAMMARS[name](**kwargs)

@@ -13,7 +13,6 @@ components that gradient flow leaves near the saddle set M for a very long time.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -22,35 +21,8 @@ import torch
 from tqdm.auto import tqdm
 
 from . import hypercube as H
-
-PROFILES = ("smoke", "cpu", "paper")
-
-
-def make_config(d: int, profile: str, seed: int) -> dict:
-    """The training recipe for dimension d under a profile ("smoke" seconds, "cpu" minutes, "paper").
-
-    phases: consecutive optimiser phases [{"optimizer", "lr", "lr_end", "steps"}]; the learning rate
-    decays geometrically from lr to lr_end within a phase.
-    """
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
-    base = {"d": d, "seed": seed, "sqrt_alpha_bar": 0.9, "sigma_init": 1e-3, "r": 1.0, "coordinate": 0,
-            "dtype": "float32", "level_samples": 1 << 18}
-    if profile == "smoke":
-        return {**base, "width": 128, "batch": 512, "record_every": 10, "snapshots": 20, "level_samples": 1 << 15,
-                "phases": [{"optimizer": "sgd", "lr": 0.1, "lr_end": 0.1, "steps": 1500},
-                           {"optimizer": "adam", "lr": 2e-3, "lr_end": 2e-4, "steps": 300}]}
-    if profile == "cpu":
-        # d=16's third stair is out of reach of a CPU budget: a shorter Adam phase there.
-        adam_steps = 20000 if d <= 8 else 8000
-        return {**base, "width": 512, "batch": 1024, "record_every": 25, "snapshots": 60,
-                "phases": [{"optimizer": "sgd", "lr": 0.05, "lr_end": 0.05, "steps": 2500},
-                           {"optimizer": "adam", "lr": 1e-3, "lr_end": 1e-3, "steps": adam_steps}]}
-    # paper: appendix A.8's width 2000 and sigma_init 1e-3, long enough on a GPU for the third stair.
-    return {**base, "width": 2000, "batch": 4096, "record_every": 100, "snapshots": 100, "dtype": "float64",
-            "phases": [{"optimizer": "sgd", "lr": 0.05, "lr_end": 0.05, "steps": 5000},
-                       {"optimizer": "adam", "lr": 1e-3, "lr_end": 1e-5, "steps": 200000}]}
-
+from .files import write_json
+from .runs import Run
 
 def _lr_at(phase: dict, k: int) -> float:
     frac = k / max(1, phase["steps"] - 1)
@@ -86,7 +58,7 @@ def find_plateaus(curve: np.ndarray, levels: dict[str, float], band: float = 0.2
     return out
 
 
-def run_stairs(config: dict, run_dir: Path, progress: bool = True) -> dict:
+def run_stairs(config: dict, run: Run, progress: bool = True) -> dict:
     """Train the network of `config` on y_1 of parity; write curve, snapshots and functions into run_dir.
 
     Returns the metrics body: sqrt_alpha_bar, levels {zero, linear, univariate} (losses against the
@@ -95,8 +67,8 @@ def run_stairs(config: dict, run_dir: Path, progress: bool = True) -> dict:
     mean_j ||a_j (w_j - w_j^(1) e_1)||, plus final_loss and wall_seconds.
     """
     torch.set_num_threads(1)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run.prepare(config)  # refuses a folder made by another spec
+    run_dir = run.path
     start = time.time()
     d, sab, i = config["d"], config["sqrt_alpha_bar"], config["coordinate"]
     dtype = getattr(torch, config["dtype"])
@@ -147,7 +119,7 @@ def run_stairs(config: dict, run_dir: Path, progress: bool = True) -> dict:
     metrics = {"sqrt_alpha_bar": sab, "d": d, "levels": levels.as_dict(), "levels_se": levels.zero_se,
                "loss_curve": curve, "plateaus": plateaus, "weights": weights, "final_loss": final,
                "wall_seconds": time.time() - start}
-    (run_dir / "stairs.json").write_text(json.dumps({**metrics, "config": config}))
+    write_json(run_dir / "stairs.json", {**metrics, "config": config}, indent=None)
     return metrics
 
 
@@ -175,4 +147,5 @@ def _write_functions(run_dir: Path, snapshots, plateaus, curve, d, sab, i, dtype
         with torch.no_grad():
             out[f"s_{name}"] = H.network(params, x.to(dtype)).double().numpy()
         out[f"step_{name}"] = np.array(step)
-    np.savez(run_dir / "functions.npz", **out)
+    np.savez(run_dir / ".functions.tmp.npz", **out)
+    (run_dir / ".functions.tmp.npz").replace(run_dir / "functions.npz")

@@ -1,16 +1,16 @@
 """The results store: finished runs kept in the repository, so reading the book does not mean retraining it.
 
 A stored run lives in results/NAME/PROFILE-seedS/ and holds a trimmed copy of its run folder:
-its JSON records (metrics.json, metrics.jsonl, config.json) and analysis caches (LDR and oracle
-distance over training, trajectory LDR), the first `samples_per_step` generated samples of every
-evaluation, and the model weights of the last checkpoint (plus any steps asked for: a chapter
-that loads an earlier checkpoint needs it stored), together with provenance.json:
-the code version (git commit, and whether the tree had uncommitted changes) and config hash
-that made it.
+its JSON records (metrics.json, metrics.jsonl, config.json, the checkpoint manifest) and
+analysis caches, the first `samples_per_step` generated samples of every evaluation, and the
+model weights of the last checkpoint (plus the steps asked for, and every step the stored run
+already kept), together with provenance.json: the code version (git commit, and whether the tree
+had uncommitted changes), the spec hash that made it, and the SHA-256 of every stored file.
 
-`run_experiment` restores a stored run into the run folder when its config hash equals the
-config's, and trains otherwise: a changed config is retrained, an unchanged one is reused.
-`reproduce` retrains stored runs from scratch and sets the stored and fresh numbers side by side.
+Guarantees: `store_run` refuses a run whose spec hash is not the current code's and a source
+that is the store itself, and writes into a temporary folder renamed into place (an interrupted
+store leaves the old stored run intact). `restore_run` checks every file against its recorded
+digest and refuses a stored run that does not match, naming the file.
 """
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .train import atomic_write, json_ready, checkpoints
+from .files import RunFolderError, atomic_write, file_digest, read_json, write_json
+from .runs import MANIFEST, Run
+from .specs import get_experiment, spec_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,58 +51,130 @@ def code_version() -> dict:
         return {"commit": "unknown", "dirty": None}
 
 
+def _digests(folder: Path) -> dict[str, str]:
+    """{relative path: SHA-256} of every file in a stored run except provenance.json."""
+    return {str(p.relative_to(folder)): file_digest(p) for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != "provenance.json"}
+
+
+def check_metrics(metrics: dict, where: Path) -> None:
+    """The categories of every evaluation are fractions that sum to 1: anything else is not a real run."""
+    for record in metrics.get("evaluations", []):
+        cats = record.get("categories")
+        if cats and (abs(sum(cats.values()) - 1) > 1e-6 or min(cats.values()) < 0):
+            raise RunFolderError(f"{where}: the categories of step {record.get('step')} sum to {sum(cats.values()):.3f}, "
+                                 "not 1; this is not a run ldrkit wrote")
+
+
 def store_run(run_dir: Path | str, root: Path | None = None, samples_per_step: int = 64,
-              keep_steps: tuple[int, ...] = ()) -> Path:
-    """Copy a finished run's records, caches, sample subsets and last weights into the store; returns its folder."""
-    run_dir = Path(run_dir)
-    metrics_path = run_dir / "metrics.json"
-    if not metrics_path.exists():
-        raise FileNotFoundError(f"{run_dir} holds no finished run (no metrics.json)")
-    metrics = json.loads(metrics_path.read_text())
-    dest = stored_dir(metrics["experiment"], metrics["profile"], metrics["seed"], root)
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for path in sorted(run_dir.iterdir()):  # records and analysis caches (LDR, oracle distances, trajectories)
+              keep_steps: tuple[int, ...] = (), drop_kept: bool = False) -> Path:
+    """Copy a finished run's records, caches, sample subsets and chosen weights into the store; returns its folder.
+
+    The checkpoints kept are the last, `keep_steps`, and (unless `drop_kept`) those the stored run of
+    the same spec already kept.
+    """
+    run = Run(run_dir)
+    if not (run.path / "metrics.json").exists():
+        raise FileNotFoundError(f"{run.path} holds no finished run (no metrics.json)")
+    metrics = run.metrics
+    check_metrics(metrics, run.path / "metrics.json")
+    name, profile, seed = metrics["experiment"], metrics["profile"], metrics["seed"]
+    current = spec_hash(get_experiment(name).config(profile, seed))
+    if metrics.get("config_hash") != current:
+        raise RunFolderError(f"{run.path} was made by spec {metrics.get('config_hash')}, but the current code's "
+                             f"{name} ({profile}, seed {seed}) is {current}; rerun it before storing")
+    dest = stored_dir(name, profile, seed, root)
+    if run.path.resolve() == dest.resolve() or dest.resolve() in run.path.resolve().parents:
+        raise RunFolderError(f"{run.path} is the stored run itself; store a run from runs/, not from the store")
+    old = read_json(dest / "provenance.json") if (dest / "provenance.json").exists() else {}
+    previously = old.get("checkpoint_steps", []) if old.get("config_hash") == current and not drop_kept else []
+    steps = run.steps()
+    wanted = set(keep_steps) | set(previously) | ({max(steps)} if steps else set())
+    missing = sorted(s for s in wanted if s not in steps and not (dest / Run(dest).checkpoint_path(s).name).exists())
+    if missing:
+        raise FileNotFoundError(f"{run.path} has no checkpoint of steps {missing}; saved steps: {steps}")
+    tmp = dest.parent / f".{dest.name}.storing-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for path in sorted(run.path.iterdir()):  # records and analysis caches
         if path.is_file() and path.suffix in (".json", ".jsonl"):
-            shutil.copy2(path, dest / path.name)
-    for path in sorted((run_dir / "samples").glob("step_*.npy")):
-        (dest / "samples").mkdir(exist_ok=True)
-        np.save(dest / "samples" / path.name, np.load(path)[:samples_per_step])
-    found = dict(checkpoints(run_dir))
-    kept = sorted({max(found)} | set(keep_steps)) if found else []
-    for step in kept:
-        shutil.copy2(found[step], dest / found[step].name)
-    for extra in ("samples.pt",):  # oracle runs keep their samples in one file
-        if (run_dir / extra).exists():
-            shutil.copy2(run_dir / extra, dest / extra)
-    provenance = {"experiment": metrics["experiment"], "profile": metrics["profile"], "seed": metrics["seed"],
-                  "config_hash": metrics["config_hash"],
+            shutil.copy2(path, tmp / path.name)
+    for step in run.sample_steps():
+        (tmp / "samples").mkdir(exist_ok=True)
+        np.save(tmp / "samples" / f"step_{step:07d}.npy", run.samples(step).numpy().astype(np.float16)[:samples_per_step])
+    for step in sorted(wanted):
+        source = run.checkpoint_path(step) if step in steps else Run(dest).checkpoint_path(step)
+        shutil.copy2(source, tmp / source.name)
+    if (run.path / "samples.pt").exists():  # oracle runs keep their samples in one file
+        shutil.copy2(run.path / "samples.pt", tmp / "samples.pt")
+    provenance = {"experiment": name, "profile": profile, "seed": seed, "config_hash": metrics["config_hash"],
                   # The code that trained it (recorded in metrics.json since the store exists), else the storing code.
                   "code": metrics.get("code") or {**code_version(), "note": "code at storing time"},
                   "stored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                  "wall_seconds": metrics.get("wall_seconds"), "checkpoint_steps": kept,
-                  "samples_per_step": samples_per_step}
-    atomic_write(dest / "provenance.json", json.dumps(provenance, indent=1))
+                  "wall_seconds": metrics.get("wall_seconds"), "checkpoint_steps": sorted(wanted),
+                  "samples_per_step": samples_per_step, "files": _digests(tmp)}
+    write_json(tmp / "provenance.json", provenance)
+    if dest.exists():  # swap: the old stored run survives until the new one is complete
+        trash = dest.parent / f".{dest.name}.old-{os.getpid()}"
+        os.replace(dest, trash)
+        os.replace(tmp, dest)
+        shutil.rmtree(trash)
+    else:
+        os.replace(tmp, dest)
     return dest
 
 
+def verify_stored(stored: Path) -> dict:
+    """The provenance of a stored run after checking every file against its recorded SHA-256."""
+    provenance = read_json(stored / "provenance.json")
+    recorded = provenance.get("files")
+    if recorded is None:
+        raise RunFolderError(f"{stored}/provenance.json records no file digests; re-store the run")
+    found = _digests(stored)
+    for rel, digest in recorded.items():
+        if rel not in found:
+            raise RunFolderError(f"{stored / rel} is missing from the results store; restore it with git")
+        if found[rel] != digest:
+            raise RunFolderError(f"{stored / rel} does not match the digest in its provenance.json (changed by hand or "
+                                 "corrupted); restore it with git or retrain and store the run")
+    check_metrics(read_json(stored / "metrics.json"), stored / "metrics.json")
+    return provenance
+
+
 def find_stored(name: str, profile: str, seed: int, digest: str, root: Path | None = None) -> Path | None:
-    """The stored run of (name, profile, seed) when it was made by a config with this hash, else None."""
+    """The stored run of (name, profile, seed) when it was made by a spec with this hash, else None."""
     path = stored_dir(name, profile, seed, root)
-    if not (path / "metrics.json").exists():
+    if not (path / "provenance.json").exists():
         return None
-    return path if json.loads((path / "metrics.json").read_text()).get("config_hash") == digest else None
+    return path if read_json(path / "provenance.json").get("config_hash") == digest else None
+
+
+def stale_stored(name: str, profile: str, seed: int, digest: str, root: Path | None = None) -> str | None:
+    """A message when the store holds this run made by another spec (it will be retrained), else None."""
+    path = stored_dir(name, profile, seed, root)
+    if not (path / "provenance.json").exists():
+        return None
+    provenance = read_json(path / "provenance.json")
+    if provenance.get("config_hash") == digest:
+        return None
+    minutes = (provenance.get("wall_seconds") or 0) / 60
+    return (f"{path} was made by an older spec ({provenance.get('config_hash')}, now {digest}); retraining, "
+            f"about {minutes:.0f} minutes when it was stored")
 
 
 def restore_run(stored: Path, out: Path) -> dict:
-    """Copy a stored run into the run folder `out` and return its metrics, pointing at `out`."""
+    """Copy a verified stored run into the run folder `out` and return its metrics, pointing at `out`."""
+    verify_stored(stored)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(stored, out, dirs_exist_ok=True)
-    metrics = json.loads((out / "metrics.json").read_text())
-    metrics["run_dir"] = str(out)
-    metrics["restored_from"] = str(stored)
-    atomic_write(out / "metrics.json", json.dumps(json_ready(metrics), indent=1))
+    for path in sorted(stored.rglob("*")):
+        if path.is_file() and path.name != "provenance.json":
+            target = out / path.relative_to(stored)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+    run = Run(out)
+    metrics = {**run.metrics, "run_dir": str(out), "restored_from": str(stored)}
+    run.write_metrics(metrics)
     return metrics
 
 
@@ -133,23 +207,65 @@ def compare_table(rows: list[tuple[str, dict, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def reproduce(names: list[str] | None = None, profile: str = "cpu", seed: int = 0, out: Path | str = "reproduce",
-              progress: bool = True) -> str:
-    """Retrain stored runs from scratch into OUT/NAME and write OUT/reproduce.md comparing stored and fresh numbers."""
-    from .experiments import get_experiment, run_experiment
+# --- migration to normalised spec hashes ----------------------------------------------------------------
 
-    out = Path(out)
-    stored = {p["experiment"]: p for p in stored_runs() if p["profile"] == profile and p["seed"] == seed}
-    names = names or sorted(stored)
-    rows = []
-    for name in names:
-        get_experiment(name)  # a clear error for an unknown name
-        path = stored_dir(name, profile, seed)
-        if not (path / "metrics.json").exists():
-            raise FileNotFoundError(f"no stored run of {name} ({profile}, seed {seed}) in {path.parent}")
-        before = json.loads((path / "metrics.json").read_text())
-        fresh = run_experiment(name, profile, seed, out=out / name, progress=progress, use_store=False)
-        rows.append((name, before, fresh))
-        table = compare_table(rows)
-        atomic_write(out / "reproduce.md", f"# Stored against fresh runs ({profile}, seed {seed})\n\n{table}")
-    return compare_table(rows)
+def _legacy_hash(config: dict) -> str:
+    """The hash runs were named by before specs were normalised: the raw config dict."""
+    import hashlib
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def migrate_stored_run(stored: Path) -> dict:
+    """Rename a stored run from its legacy config hash to the normalised spec hash, without retraining.
+
+    The proof that the stored run is the current spec's experiment: the legacy hash of the current
+    spec equals the hash the run was stored under (the same config byte for byte), or else the
+    stored config.json normalises to the current spec. Then config.json, metrics.json, the caches,
+    the checkpoints' metadata and provenance.json are rewritten with the new hash, a checkpoint
+    manifest is written and every file's digest recorded. Returns what was checked.
+    """
+    from safetensors.torch import load_file, save
+
+    provenance = read_json(stored / "provenance.json")
+    name, profile, seed = provenance["experiment"], provenance["profile"], provenance["seed"]
+    spec = get_experiment(name).config(profile, seed)
+    old, new = provenance["config_hash"], spec_hash(spec)
+    if old == new:
+        return {"run": str(stored), "status": "already migrated", "hash": new}
+    from .specs import same_experiment
+    stored_config = read_json(stored / "config.json")["config"] if (stored / "config.json").exists() else None
+    if _legacy_hash(spec) == old:
+        proof = "legacy hash of the current spec equals the stored hash"
+    elif stored_config is not None and same_experiment(stored_config, spec):
+        proof = "stored config.json normalises to the current spec"
+    else:
+        raise RunFolderError(f"{stored}: stored hash {old} is not the current spec's ({_legacy_hash(spec)} legacy); "
+                             "it needs retraining")
+    write_json(stored / "config.json", {"hash": new, "config": spec}, indent=2)
+    metrics = read_json(stored / "metrics.json")
+    write_json(stored / "metrics.json", {**metrics, "config_hash": new})
+    for cache in stored.glob("*.json"):
+        if cache.name in ("config.json", "metrics.json", "provenance.json", MANIFEST):
+            continue
+        data = read_json(cache)
+        if "config_hash" in data:
+            data["config_hash"] = new
+        elif cache.name == "oracle_distance.json":  # the older per-key layout of this cache
+            data = {"config_hash": new, "entries": data, "digests": {}}
+        write_json(cache, data)
+    manifest = {}
+    for path in sorted(stored.glob("model_*.safetensors")):
+        from safetensors import safe_open
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+        if meta.get("config_hash") != old:
+            raise RunFolderError(f"{path} was made by config {meta.get('config_hash')}, not the stored {old}")
+        atomic_write(path, save(load_file(str(path)), metadata={**meta, "config_hash": new}))
+        manifest[str(int(path.stem.split("_")[1]))] = file_digest(path)
+    if manifest:
+        write_json(stored / MANIFEST, manifest)
+    provenance.update(config_hash=new, migrated={"from": old, "proof": proof,
+                                                   "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    provenance["files"] = _digests(stored)
+    write_json(stored / "provenance.json", provenance)
+    return {"run": str(stored), "status": "migrated", "from": old, "to": new, "proof": proof}

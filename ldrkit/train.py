@@ -1,12 +1,7 @@
 """The training loop: seeded, with a progress bar, periodic evaluation and a resumable run folder.
 
-A run folder holds
-- config.json: the full config and its hash;
-- metrics.jsonl: one JSON line per evaluation;
-- model_STEP.safetensors: the model weights at each evaluation;
-- resume.safetensors: model, optimizer state and the data RNG at the last evaluation.
-
-- launches.jsonl: one line per start of the loop (processes, batch split, device, versions).
+The run folder (its layout belongs to `ldrkit.runs.Run`) holds the spec, one record per evaluation,
+the evaluated weights of each evaluation and a resume file.
 
 An interrupted run restarts from resume.safetensors and, because evaluation draws its
 randomness from (seed, step) rather than from the training stream, reaches exactly the
@@ -43,120 +38,21 @@ evaluated network is the raw one, as before (and the config hash is unchanged).
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import os
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Callable
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from .device import resolve_device
 from .diffusion import Schedule
-
-
-class ConfigMismatchError(RuntimeError):
-    """A run folder (or checkpoint) was made by a different config."""
-
-
-def config_hash(config: dict) -> str:
-    """A short stable hash of a JSON-serialisable config."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def prepare_run_dir(run_dir: Path, config: dict) -> str:
-    """Create the folder and its config.json, or check that an existing one holds the same config."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    digest = config_hash(config)
-    path = run_dir / "config.json"
-    if path.exists():
-        stored = json.loads(path.read_text())
-        if stored.get("hash") != digest:
-            raise ConfigMismatchError(
-                f"{run_dir} holds a run of a different config (hash {stored.get('hash')}, this config {digest}); "
-                "choose another output folder or delete that one")
-    else:
-        atomic_write(path, json.dumps({"hash": digest, "config": config}, indent=2))
-    return digest
-
-
-def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None,
-                    rng: torch.Generator | None, step: int, digest: str, extra: dict | None = None,
-                    ema=None) -> None:
-    """Model weights (and optionally optimizer state, RNG and weight average) to safetensors, written atomically."""
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if ema is not None:
-        tensors.update({f"ema.{i}": p.detach().cpu().contiguous() for i, p in enumerate(ema.shadow_params)})
-        extra = {**(extra or {}), "ema_optimization_step": ema.optimization_step}
-    if optimizer is not None:
-        for i, state in optimizer.state_dict()["state"].items():
-            for key, value in state.items():
-                tensors[f"optim.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    if rng is not None:
-        tensors["rng"] = rng.get_state()
-    metadata = {"step": str(step), "config_hash": digest, **{k: json.dumps(v) for k, v in (extra or {}).items()}}
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    rng: torch.Generator | None = None, digest: str | None = None, ema=None) -> dict:
-    """Restore what save_checkpoint wrote; returns its metadata. Refuses a checkpoint of another config."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    from safetensors import safe_open
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-    if digest is not None and metadata.get("config_hash") != digest:
-        raise ConfigMismatchError(f"checkpoint {path} was made by config {metadata.get('config_hash')}, not {digest}")
-    tensors = load_file(str(path))
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-    if optimizer is not None:
-        state: dict[int, dict] = {}
-        for key, value in tensors.items():
-            if key.startswith("optim."):
-                _, i, name = key.split(".", 2)
-                state.setdefault(int(i), {})[name] = value
-        optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
-    if rng is not None:
-        rng.set_state(tensors["rng"])
-    if ema is not None:
-        for i, shadow in enumerate(ema.shadow_params):
-            shadow.copy_(tensors[f"ema.{i}"])
-        ema.optimization_step = int(json.loads(metadata["ema_optimization_step"]))
-    return metadata
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def resolve_device(requested: str | None = None) -> str:
-    """"cpu" or "cuda": `requested`, else $LDRKIT_DEVICE, else "cpu" under `accelerate launch --cpu`,
-    else "cuda" when torch sees a GPU, else "cpu". Asking for "cuda" without one is an error."""
-    choice = (requested or os.environ.get("LDRKIT_DEVICE") or "").strip().lower()
-    if not choice:
-        if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes"):
-            return "cpu"
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if choice not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {choice!r} (from the argument or $LDRKIT_DEVICE); choose cpu or cuda")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"CUDA was asked for but torch sees no GPU (torch {torch.__version__}, built for CUDA "
-            f"{torch.version.cuda or 'none: a CPU-only build'}); run on a machine with a CUDA GPU and a CUDA "
-            "build of torch, or use the CPU (LDRKIT_DEVICE=cpu / --device cpu)")
-    return choice
+from .files import json_ready
+from .runs import Run, load_checkpoint, save_checkpoint
 
 
 def make_accelerator(train_config: dict, device: str | None = None):
@@ -234,7 +130,7 @@ def make_step(model: nn.Module, optimizer, accelerator, schedule: Schedule, data
     return step
 
 
-def train(run_dir: Path, config: dict, model: nn.Module, schedule: Schedule, data: torch.Tensor,
+def train(run: Run, config: dict, model: nn.Module, schedule: Schedule, data: torch.Tensor,
           evaluate: Callable[[nn.Module, int], dict], *, stop_after: int | None = None,
           progress: bool = True, device: str | None = None) -> list[dict]:
     """Train `model` on `data` with config["train"] = {steps, batch_size, lr, eval_every, seed[, mixed_precision, ema_decay]}.
@@ -242,17 +138,17 @@ def train(run_dir: Path, config: dict, model: nn.Module, schedule: Schedule, dat
     Evaluates (and checkpoints) at step 0, every eval_every steps and at the last step.
     `stop_after` ends the loop early at that step, as an interruption would (for tests).
     `device`: see `resolve_device`. batch_size is the global batch (module docstring).
-    Returns the evaluation records in metrics.jsonl (in every process).
+    Returns the evaluation records in metrics.jsonl (in every process). The caller holds the run's lock.
     """
-    run_dir = Path(run_dir)
     tc = config["train"]
+    if not math.isfinite(tc["lr"]) or tc["lr"] <= 0 or tc["steps"] < 0 or tc["eval_every"] < 1:
+        raise ValueError(f"train needs lr > 0, steps >= 0 and eval_every >= 1, got {tc}")
     accelerator = make_accelerator(tc, device)
     main = accelerator.is_main_process
     if main:
-        digest = prepare_run_dir(run_dir, config)
+        run.prepare(config)
     accelerator.wait_for_everyone()
-    if not main:
-        digest = config_hash(config)
+    digest = run.hash
     rng = torch.Generator().manual_seed(tc["seed"])
     optimizer = torch.optim.Adam(model.parameters(), lr=tc["lr"])
     wrapped, optimizer = accelerator.prepare(model, optimizer)
@@ -265,21 +161,20 @@ def train(run_dir: Path, config: dict, model: nn.Module, schedule: Schedule, dat
     evaluated = for_evaluation(averaged, accelerator.device)
     step_once = make_step(wrapped, optimizer, accelerator, schedule, data, tc["batch_size"], rng, ema)
     step, elapsed = 0, 0.0
-    resume = run_dir / "resume.safetensors"
+    resume = run.resume_path
     if resume.exists():
         meta = load_checkpoint(resume, model, optimizer, rng, digest, ema)
         step, elapsed = int(meta["step"]), float(json.loads(meta.get("elapsed_seconds", "0")))
-    records = [r for r in read_metrics(run_dir) if r["step"] <= step]
+    records = [r for r in run.records() if r["step"] <= step]
     accelerator.wait_for_everyone()
     if main:
-        atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(json_ready(r)) + "\n" for r in records))
+        run.write_records(records)
         launch = {"start_step": step, "processes": accelerator.num_processes, "global_batch": tc["batch_size"],
                   "per_process_batch": tc["batch_size"] // accelerator.num_processes,
                   "device": str(accelerator.device), "mixed_precision": accelerator.mixed_precision,
                   "gpu": torch.cuda.get_device_name(accelerator.device) if accelerator.device.type == "cuda" else None,
                   "torch": torch.__version__}
-        with open(run_dir / "launches.jsonl", "a") as f:
-            f.write(json.dumps(launch) + "\n")
+        run.log_launch(launch)
 
     def checkpoint_and_evaluate(step: int) -> None:
         if main:
@@ -290,9 +185,8 @@ def train(run_dir: Path, config: dict, model: nn.Module, schedule: Schedule, dat
                                  "elapsed_seconds": elapsed + time.perf_counter() - start})
             model.train()
             records.append(record)
-            with open(run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-            save_checkpoint(run_dir / f"model_{step:07d}.safetensors", averaged, None, None, step, digest)
+            run.write_records(records)
+            run.save_model(step, averaged)
             save_checkpoint(resume, model, optimizer, rng, step, digest, {"elapsed_seconds": record["elapsed_seconds"]},
                             ema=ema)
         accelerator.wait_for_everyone()
@@ -306,6 +200,9 @@ def train(run_dir: Path, config: dict, model: nn.Module, schedule: Schedule, dat
     smoothed = None
     while step < end:
         loss = step_once().item()  # the main process's share of the batch
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"{run.path}: the training loss is {loss} at step {step + 1}; lower the "
+                                     "learning rate or check the data")
         step += 1
         smoothed = loss if smoothed is None else 0.98 * smoothed + 0.02 * loss
         bar.update(1)
@@ -315,32 +212,4 @@ def train(run_dir: Path, config: dict, model: nn.Module, schedule: Schedule, dat
             checkpoint_and_evaluate(step)
     bar.close()
     accelerator.wait_for_everyone()
-    return records if main else [r for r in read_metrics(run_dir) if r["step"] <= step]
-
-
-def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    """(step, path) of every saved model checkpoint, in step order."""
-    found = sorted(Path(run_dir).glob("model_*.safetensors"))
-    return [(int(p.stem.split("_")[1]), p) for p in found]
-
-
-def json_ready(value):
-    """`value` with every non-finite float (NaN, +-inf) replaced by None, so that json.dumps writes strict JSON.
-
-    An LDR is 0/0 where the Jacobian vanishes (an exact denoiser whose posterior sits on one point):
-    metrics record such an undefined value as null rather than the non-standard NaN.
-    """
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    return value
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write text to path through a temporary file, so an interrupted write never leaves half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    return records if main else [r for r in run.records() if r["step"] <= step]

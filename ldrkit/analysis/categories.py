@@ -1,0 +1,68 @@
+"""The four categories over training: legibility, rule-breaking among legible samples, phases, intervals,
+and what a sampler that knows only each symbol's marginal would score."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..categorize import CATEGORIES
+from .stats import fraction_interval
+
+LEGIBLE_PHASE = 0.5  # a run "has become legible" at the first evaluation with at least this legible share
+
+
+def legible(record: dict) -> float:
+    """Share of samples whose every symbol is legible."""
+    return 1.0 - record["categories"]["invalid"]
+
+
+def broken_among_legible(record: dict) -> float:
+    """Share of legible samples that break the rule (hallucinations / legible); NaN when none is legible."""
+    share = legible(record)
+    return record["categories"]["hallucination"] / share if share > 0 else math.nan
+
+
+def in_dataset_among_legible(record: dict) -> float:
+    share = legible(record)
+    return record["categories"]["in_dataset"] / share if share > 0 else math.nan
+
+
+def first_legible_step(evaluations: list[dict], threshold: float = LEGIBLE_PHASE) -> int | None:
+    """The first evaluated step with at least `threshold` legible samples (None if never)."""
+    return next((e["step"] for e in evaluations if legible(e) >= threshold), None)
+
+
+def rule_breaking_peak(evaluations: list[dict], start: int = 0) -> dict:
+    """The evaluation (at or after step `start`) with the largest rule-breaking share among legible samples:
+    the hallucination phase's checkpoint."""
+    candidates = [e for e in evaluations if e["step"] >= start and not math.isnan(broken_among_legible(e))]
+    return max(candidates, key=broken_among_legible) if candidates else evaluations[-1]
+
+
+def category_rows(evaluations: list[dict], num_samples: int) -> list[dict]:
+    """One row per evaluation: step, the four fractions, rule-breaking among legible with its Wilson interval."""
+    rows = []
+    for e in evaluations:
+        n_legible = round(legible(e) * num_samples)
+        broken = broken_among_legible(e)
+        low, high = fraction_interval(broken, n_legible) if n_legible else (math.nan, math.nan)
+        rows.append({"step": e["step"], **{c: e["categories"][c] for c in CATEGORIES},
+                     "broken among legible": broken, "95% interval": f"{low:.2f}-{high:.2f}"})
+    return rows
+
+
+def independent_valid_probability(grammar, train: np.ndarray) -> float:
+    """P(valid) for a sampler that draws each position on its own from the training set's per-position
+    symbol frequencies (the "independent symbols" the paper says a network learns).
+
+    Exact: the sum over the grammar's valid sequences of the product of the positions' frequencies.
+    """
+    train = np.asarray(train)
+    support = np.asarray(grammar.enumerate())
+    prob = np.ones(len(support))
+    for j in range(train.shape[1]):
+        values, counts = np.unique(train[:, j], return_counts=True)
+        freq = dict(zip(values.tolist(), (counts / len(train)).tolist()))
+        prob *= np.array([freq.get(v, 0.0) for v in support[:, j].tolist()])
+    return float(prob.sum())

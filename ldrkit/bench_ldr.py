@@ -1,0 +1,132 @@
+"""Benchmark of the LDR probe: naive per-element autograd loop vs the exact method vs the estimator.
+
+For a diffusers UNet2DModel (attention at the lowest resolution) and a DiT, each on a
+1 x 16 x 64 image with a 16 x 16 region (columns 18-33, off the DiT's patch grid; |R| = 256
+Jacobian rows), at sqrt(alpha_bar) = 0.5 on inputs drawn from p_t of random +-1 images, one run reports
+- naive_s: a Python loop of one torch.autograd.grad per output element and sample (the
+  published way of computing J_R);
+- exact_s: ldrkit's exact method (`jacobian="auto"`, i.e. vmap over chunks of VJPs), and
+  max_diff, the largest difference of its per-sample LDR values from the loop's;
+- exact_methods: the seconds of each batching strategy, the measurement behind "auto";
+- estimate: for 8, 32 and 128 Rademacher probes, seconds and abs_err, the mean over
+  samples of |estimate - exact| of the per-sample eps-LDR.
+- backward_ms_per_row: one plain backward pass per row at batch 1 and at batch 16, the
+  ceiling on what batching the exact method's |R| backward passes can gain.
+Run as `python -m ldrkit bench ldr [--json]` or `run_benchmark()`; set one thread first.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import torch
+
+from . import ldr as L
+from .diffusion import Schedule
+from .models import build_model, count_parameters
+from .specs import MODELS
+
+SHAPE = (1, 16, 64)
+# The cpu-profile denoisers of the image experiments (from the one size registry).
+BENCH_MODELS = {"unet": MODELS["unet"]["cpu"], "dit": MODELS["dit"]["cpu"]}
+
+
+def naive_rows(model, x: torch.Tensor, t: int, region: torch.Tensor) -> torch.Tensor:
+    """J_R row by row: one autograd.grad per output element and sample (the reference)."""
+    rows = region.reshape(-1).nonzero().squeeze(1).tolist()
+    out = []
+    with L.eval_mode(model), torch.enable_grad():
+        for i in range(len(x)):
+            xi = x[i:i + 1].detach().clone().requires_grad_(True)
+            eps = model(xi, torch.full((1,), t, dtype=torch.long)).reshape(-1)
+            out.append(torch.stack([torch.autograd.grad(eps[r], xi, retain_graph=True)[0].reshape(-1)
+                                    for r in rows]))
+    return torch.stack(out)
+
+
+def backward_ms_per_row(model, x1: torch.Tensor, t: int, batches=(1, 16), repeats: int = 3) -> dict:
+    """Milliseconds per row of one forward-free backward pass w.r.t. the input, at each batch size."""
+    out = {}
+    with L.eval_mode(model), L.frozen(model), torch.enable_grad():
+        for b in batches:
+            x = x1.expand(b, *x1.shape).clone().requires_grad_(True)
+            eps = model(x, torch.full((b,), t, dtype=torch.long))
+            best = float("inf")
+            for _ in range(repeats):
+                start = time.perf_counter()
+                torch.autograd.grad(eps.sum(), x, retain_graph=True)
+                best = min(best, time.perf_counter() - start)
+            out[str(b)] = round(1e3 * best / b, 3)
+    return out
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+def bench_model(name: str, n: int = 8, probes=(8, 32, 128), sqrt_alpha_bar: float = 0.5, seed: int = 0,
+                compare_methods: bool = True) -> dict:
+    torch.manual_seed(seed)
+    model = build_model(BENCH_MODELS[name], SHAPE).eval()
+    schedule = Schedule()
+    t = schedule.timestep_for(sqrt_alpha_bar)
+    region = torch.zeros(SHAPE, dtype=torch.bool)
+    region[:, :, 18:34] = True  # 16 x 16, not aligned with the DiT's 4 x 4 patches
+    gen = torch.Generator().manual_seed(seed)
+    data = torch.sign(torch.randn(64, *SHAPE, generator=gen))
+    x = L.noised_inputs(data, schedule, t, n, gen)
+    # Warm up allocator and kernels on one sample so that no method pays the first call.
+    L.jacobian_rows(model, x[:1], t, region)
+    naive, naive_s = _timed(lambda: naive_rows(model, x, t, region))
+    exact, exact_s = _timed(lambda: L.jacobian_rows(model, x, t, region))
+    exact_ldr, naive_ldr = L.ratio(exact, region), L.ratio(naive, region)
+    result = {
+        "model": name, "spec": BENCH_MODELS[name], "parameters": count_parameters(model), "signal_shape": list(SHAPE),
+        "region_size": int(region.sum()), "samples": n, "sqrt_alpha_bar": sqrt_alpha_bar,
+        "naive_s": round(naive_s, 3), "exact_s": round(exact_s, 3), "speedup_exact": round(naive_s / exact_s, 2),
+        "max_diff": float((exact_ldr - naive_ldr).abs().max()),
+        "max_row_diff": float((exact - naive).abs().max()),
+        "exact_ldr": round(float(exact_ldr.mean()), 5),
+    }
+    if compare_methods:
+        result["exact_methods"] = {"vmap": round(exact_s, 3)}
+        _, s = _timed(lambda: L.jacobian_rows(model, x, t, region, jacobian="replicate"))
+        result["exact_methods"]["replicate"] = round(s, 3)
+    result["backward_ms_per_row"] = backward_ms_per_row(model, x[0], t)
+    result["estimate"] = {}
+    for k in probes:
+        (rows, _), s = _timed(lambda: L.probe_rows(model, x, t, region, method="estimate", probes=k, seed=seed))
+        est = L.ratio(rows, region)
+        result["estimate"][str(k)] = {"seconds": round(s, 3), "speedup": round(naive_s / s, 2),
+                                      "abs_err": round(float((est - exact_ldr).abs().mean()), 5),
+                                      "mean_estimator_se": round(float(L.ratio_se(rows, region).mean()), 5)}
+    return result
+
+
+def format_results(results: dict) -> str:
+    lines = [f"{'model':6s} {'params':>8s} {'|R|':>4s} {'n':>3s} {'method':>14s} {'seconds':>8s} {'speedup':>8s} {'error':>10s}"]
+    for name, r in results.items():
+        head = f"{name:6s} {r['parameters']:8d} {r['region_size']:4d} {r['samples']:3d}"
+        lines.append(f"{head} {'naive loop':>14s} {r['naive_s']:8.2f} {1.0:8.2f} {'-':>10s}")
+        lines.append(f"{head} {'exact':>14s} {r['exact_s']:8.2f} {r['speedup_exact']:8.2f} {r['max_diff']:10.1e}")
+        for m, s in r.get("exact_methods", {}).items():
+            if m != "vmap":
+                lines.append(f"{head} {'exact/' + m:>14s} {s:8.2f} {r['naive_s'] / s:8.2f} {'':>10s}")
+        for k, e in r["estimate"].items():
+            lines.append(f"{head} {'estimate K=' + k:>14s} {e['seconds']:8.2f} {e['speedup']:8.2f} {e['abs_err']:10.4f}")
+    lines.append("error: exact = max |LDR - loop LDR| over samples; estimate = mean |LDR - exact LDR| over samples")
+    return "\n".join(lines)
+
+
+def run_benchmark(json_output: bool = False, models: tuple[str, ...] = ("unet", "dit"), n: int = 8,
+                  probes=(8, 32, 128), seed: int = 0, threads: int | None = 1, compare_methods: bool = True) -> dict:
+    """Run the benchmark on each model; prints a table (or JSON) and returns {"unet": {...}, "dit": {...}}."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    results = {name: bench_model(name, n=n, probes=probes, seed=seed, compare_methods=compare_methods)
+               for name in models}
+    print(json.dumps(results, indent=1) if json_output else format_results(results), flush=True)
+    return results

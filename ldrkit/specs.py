@@ -1,0 +1,384 @@
+"""What every experiment is: shared defaults, one registry of sizes per profile, one spec per experiment.
+
+Profiles (see the book's introduction):
+- smoke: seconds; proves the path runs end to end (CI);
+- cpu: minutes on a 2-core laptop CPU, sized so the chapter's phenomenon appears;
+- paper: the paper's settings (appendix A.5), for a GPU.
+
+A spec (the "config" of a run) is a JSON dict. Its hash names the run: `spec_hash` hashes the
+*normalised* spec (optional keys filled with their defaults, None dropped, key order ignored), so
+a refactor that changes no behaviour changes no hash, and writing a default out changes nothing.
+
+Sizes live in registries keyed like DiT's `DiT_models` dict: `MODELS[family][profile]`,
+`TRAIN[profile]`, `EVAL[profile]`, `STAIRS[profile]` and `ANALYSIS[profile]` (the sample counts a
+chapter's own analyses use). Experiments, the theory runs, the benchmarks and the chapters read
+them from here; nothing else holds a size.
+
+This module knows nothing of files, models or runs: it only builds dicts.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+from .ldr import LEVELS as LDR_LEVELS  # (0.1, 0.3, 0.5, 0.7, 0.9), the paper's Fig. 5 levels
+
+PROFILES = ("smoke", "cpu", "paper")
+
+
+class UnknownNameError(ValueError):
+    """An experiment or profile name that does not exist; the message lists the valid ones."""
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise UnknownNameError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    return profile
+
+
+def resolve_profile(profile: str) -> str:
+    """The profile to use: the LDRKIT_PROFILE environment variable (set by CI) wins over the argument."""
+    return check_profile(os.environ.get("LDRKIT_PROFILE") or profile)
+
+
+def merge(base: dict, overrides: dict) -> dict:
+    """A deep copy of base with overrides merged in, nested dicts key by key."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+# --- normalised specs and their hash ----------------------------------------------------------------
+
+# Optional keys of a sampling experiment's spec and the value the code uses when a spec omits them.
+DEFAULTS = {
+    "data": {"center": False},
+    "schedule": {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear"},
+    "train": {"ema_decay": None, "mixed_precision": "no"},
+    "eval": {"sampler": "ddpm", "sample_steps": None, "sample_batch": None, "ldr_method": "exact",
+             "ldr_probes": 32, "ldr_levels": list(LDR_LEVELS), "oracle_distance": False, "oracle_samples": 16},
+}
+
+
+def _drop_none(value):
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def normalise(spec: dict) -> dict:
+    """The spec with its optional keys filled with their defaults and None values dropped.
+
+    Two specs that make the same experiment normalise to the same dict. Theory specs (no
+    "grammar") have no optional keys and only lose their None values.
+    """
+    if "grammar" in spec and "train" in spec:
+        spec = merge(DEFAULTS, spec)
+        if spec["eval"].get("ldr_method") != "estimate":
+            spec["eval"].pop("ldr_probes", None)  # probes only matter to the estimator
+    return _drop_none(spec)
+
+
+def spec_hash(spec: dict) -> str:
+    """A short stable hash of the normalised spec: the name of a run."""
+    text = json.dumps(normalise(spec), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def same_experiment(a: dict, b: dict) -> bool:
+    """True when two specs build the same experiment (equal once normalised)."""
+    return normalise(a) == normalise(b)
+
+
+# --- the registry of sizes ----------------------------------------------------------------------------
+
+# Denoisers per family and profile. cpu: small enough for minutes on a 2-core CPU; paper: appendix A.5,
+# where an image is 64 pixels high (one 64x64 cell per parenthesis, our reading of "image size 64"),
+# the UNet has base width 64 and a 512-wide bottleneck, DiT-S has hidden 384 and patch 8.
+MODELS = {
+    "mlp": {"smoke": {"type": "mlp", "hidden": 128, "depth": 3},
+            "cpu": {"type": "mlp", "hidden": 256, "depth": 3},
+            # The paper gives no MLP size.
+            "paper": {"type": "mlp", "hidden": 1024, "depth": 4}},
+    "unet": {"smoke": {"type": "unet", "channels": [8, 16, 16], "layers_per_block": 1, "attention_head_dim": 8,
+                       "norm_num_groups": 8},
+             "cpu": {"type": "unet", "channels": [16, 32, 32], "layers_per_block": 1, "attention_head_dim": 8,
+                     "norm_num_groups": 8},
+             # diffusers has no linear-attention block: full attention in the three lowest levels and the mid block.
+             "paper": {"type": "unet", "channels": [64, 128, 256, 512], "layers_per_block": 1,
+                       "attention_head_dim": 32, "norm_num_groups": 32, "attention_levels": 3}},
+    # Patches of 4x4 pixels: several tokens per 8x8 glyph cell.
+    "dit": {"smoke": {"type": "dit", "patch_size": 4, "layers": 1, "heads": 2, "head_dim": 8},
+            "cpu": {"type": "dit", "patch_size": 4, "layers": 4, "heads": 4, "head_dim": 16},
+            "paper": {"type": "dit", "patch_size": 8, "layers": 12, "heads": 6, "head_dim": 64}},  # DiT-S/8
+    # One 128-wide token per 8x8 glyph cell (the parenthesis DiTs of the book's cpu profile).
+    "dit-cell": {"smoke": {"type": "dit", "patch_size": 4, "layers": 1, "heads": 2, "head_dim": 8},
+                 "cpu": {"type": "dit", "patch_size": 8, "layers": 4, "heads": 4, "head_dim": 32},
+                 "paper": {"type": "dit", "patch_size": 8, "layers": 12, "heads": 6, "head_dim": 64}},
+    # Quarter-digits: 2x2-pixel patches of a 16x16 image at cpu; DiT-S/8 on 56x56 at paper (56 = 7 * 8).
+    "dit-quarter": {"smoke": {"type": "dit", "patch_size": 4, "layers": 1, "heads": 2, "head_dim": 8},
+                    "cpu": {"type": "dit", "patch_size": 2, "layers": 4, "heads": 4, "head_dim": 16},
+                    "paper": {"type": "dit", "patch_size": 8, "layers": 12, "heads": 6, "head_dim": 64}},
+}
+
+# Training of the image experiments (steps set per experiment at cpu, per family at paper).
+TRAIN = {"smoke": {"batch_size": 32, "lr": 1e-3},
+         "cpu": {"batch_size": 64, "lr": 1e-3},
+         "paper": {"batch_size": 16, "lr": 8e-5}}  # appendix A.5: Adam 8e-5, batch 16
+
+# Evaluation of the image experiments. paper: 1024 samples (the network called on 128 at a time, so
+# paper-size images fit a GPU), the LDR estimated with 64 random probes.
+EVAL = {"smoke": {"num_samples": 32, "sample_steps": 10},
+        "cpu": {"num_samples": 256, "sample_steps": 50},
+        "paper": {"num_samples": 1024, "sample_steps": 100, "sample_batch": 128, "ldr_samples": 16,
+                  "ldr_method": "estimate", "ldr_probes": 64}}
+
+# The three-stairs networks of section 5 (appendix A.8); phases: consecutive optimiser phases whose
+# learning rate decays geometrically from lr to lr_end.
+STAIRS = {
+    "smoke": {"width": 128, "batch": 512, "record_every": 10, "snapshots": 20, "level_samples": 1 << 15,
+              "phases": [{"optimizer": "sgd", "lr": 0.1, "lr_end": 0.1, "steps": 1500},
+                         {"optimizer": "adam", "lr": 2e-3, "lr_end": 2e-4, "steps": 300}]},
+    "cpu": {"width": 512, "batch": 1024, "record_every": 25, "snapshots": 60,
+            "phases": [{"optimizer": "sgd", "lr": 0.05, "lr_end": 0.05, "steps": 2500},
+                       {"optimizer": "adam", "lr": 1e-3, "lr_end": 1e-3, "steps": 20000}]},
+    # appendix A.8's width 2000 and sigma_init 1e-3, long enough on a GPU for the third stair.
+    "paper": {"width": 2000, "batch": 4096, "record_every": 100, "snapshots": 100, "dtype": "float64",
+              "phases": [{"optimizer": "sgd", "lr": 0.05, "lr_end": 0.05, "steps": 5000},
+                         {"optimizer": "adam", "lr": 1e-3, "lr_end": 1e-5, "steps": 200000}]},
+}
+STAIRS_CPU_ADAM_STEPS_D16 = 8000  # the d=16 third stair is out of a CPU budget: a shorter Adam phase
+
+# Sample counts of the chapters' own analyses (beyond what each evaluation records).
+ANALYSIS = {
+    "smoke": {"ldr_inputs": 16, "oracle_inputs": 16, "trajectories": 16, "pair_inputs": 16, "probes": 4,
+              "stairs_samples": 1 << 15, "theory_small": True},
+    "cpu": {"ldr_inputs": 256, "oracle_inputs": 128, "trajectories": 512, "pair_inputs": 128, "probes": 32,
+            "stairs_samples": 1 << 17, "theory_small": False},
+    "paper": {"ldr_inputs": 256, "oracle_inputs": 128, "trajectories": 512, "pair_inputs": 128, "probes": 64,
+              "stairs_samples": 1 << 18, "theory_small": False},
+}
+
+
+def analysis_sizes(profile: str) -> dict:
+    """The chapters' analysis sample counts for a profile (ANALYSIS)."""
+    return dict(ANALYSIS[check_profile(profile)])
+
+
+# --- one builder for the sampling experiments ---------------------------------------------------------
+
+SCHEDULE = {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02}  # DDPM, the paper's T=1000
+
+
+def image_spec(profile: str, seed: int, *, grammar: dict, train_fraction: float, render: dict, model: str,
+               cpu_steps: int, cpu_evals: int, paper_steps: int, paper_eval_every: int, eval: dict,
+               ldr_samples: dict, ema_decay: float | None = None) -> dict:
+    """The spec of an image experiment: shared schedule, centring, seeds, training and evaluation sizes.
+
+    smoke and cpu train on the images minus their mean pixel value (`data.center`, one constant
+    undone before decoding); paper trains on them as they are. `ldr_samples`: per profile.
+    `ema_decay`: a weight average evaluated instead of the raw weights, at the cpu profile only.
+    """
+    steps, every = {"smoke": (40, 20), "cpu": (cpu_steps, cpu_steps // cpu_evals),
+                    "paper": (paper_steps, paper_eval_every)}[profile]
+    train = {"steps": steps, **TRAIN[profile], "eval_every": every, "seed": seed}
+    if ema_decay is not None and profile == "cpu":
+        train["ema_decay"] = ema_decay
+    evaluation = {**EVAL[profile], **({} if profile == "paper" else {"ldr_samples": ldr_samples[profile]}), **eval}
+    if profile == "paper":
+        evaluation = {**eval, **EVAL["paper"]}
+    return {"grammar": grammar, "split": {"train_fraction": train_fraction, "seed": seed}, "render": render,
+            "data": {"center": profile != "paper"}, "schedule": dict(SCHEDULE),
+            "model": dict(MODELS[model][profile]), "train": train, "eval": evaluation}
+
+
+# --- named experiments --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Experiment:
+    """A named experiment: its spec for each profile and its kind ("train", "oracle" or "stairs")."""
+
+    name: str
+    summary: str
+    make_config: Callable[[str, int], dict]
+    kind: str = "train"
+
+    def config(self, profile: str, seed: int = 0) -> dict:
+        check_profile(profile)
+        return self.make_config(profile, seed)
+
+
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register(experiment: Experiment) -> Experiment:
+    EXPERIMENTS[experiment.name] = experiment
+    return experiment
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise UnknownNameError(f"unknown experiment {name!r}; valid experiments: {', '.join(sorted(EXPERIMENTS))}")
+    return EXPERIMENTS[name]
+
+
+# Parity on the hypercube with an MLP (sections 4.1, 4.2, 5; appendix A.5).
+def _parity_mlp(length: int, train_fraction: float) -> Callable[[str, int], dict]:
+    sizes = {"smoke": ({"steps": 300, "batch_size": 256, "lr": 1e-3, "eval_every": 150},
+                       {"num_samples": 256, "sample_steps": 100, "ldr_samples": 16}),
+             "cpu": ({"steps": 20_000, "batch_size": 256, "lr": 1e-3, "eval_every": 1000},
+                     {"num_samples": 1024, "sample_steps": 1000, "ldr_samples": 128}),
+             "paper": ({"steps": 200_000, **TRAIN["paper"], "eval_every": 10_000},
+                       {"num_samples": 4096, "sample_steps": 1000, "ldr_samples": 256})}
+
+    def make(profile: str, seed: int) -> dict:
+        train, evaluation = sizes[profile]
+        return {"grammar": {"name": "parity", "length": length},
+                "split": {"train_fraction": train_fraction, "seed": seed},
+                "render": {"type": "scalar"}, "schedule": dict(SCHEDULE),
+                "model": dict(MODELS["mlp"][profile]), "train": {**train, "seed": seed},
+                "eval": {**evaluation, "ldr_position": 1}}
+    return make
+
+
+register(Experiment("parity-mlp-L8", "Parity over {+-1}^8, half of the 128 valid sequences in training, MLP denoiser",
+                    _parity_mlp(8, 0.5)))
+register(Experiment("parity-mlp-L16", "Parity over {+-1}^16, 5% of the 32768 valid sequences in training, MLP denoiser",
+                    _parity_mlp(16, 0.05)))
+
+
+# The three stairs of a two-layer ReLU network on parity (section 5, appendix A.8).
+def stairs_spec(d: int, profile: str, seed: int) -> dict:
+    base = {"d": d, "seed": seed, "sqrt_alpha_bar": 0.9, "sigma_init": 1e-3, "r": 1.0, "coordinate": 0,
+            "dtype": "float32", "level_samples": 1 << 18}
+    spec = merge(base, copy.deepcopy(STAIRS[check_profile(profile)]))
+    if profile == "cpu" and d > 8:
+        spec["phases"][1]["steps"] = STAIRS_CPU_ADAM_STEPS_D16
+    return spec
+
+
+for _d in (8, 16):
+    register(Experiment(f"three-stairs-d{_d}",
+                        f"Two-layer ReLU network learning coordinate 1 of the parity score on {{+-1}}^{_d}",
+                        lambda profile, seed, d=_d: stairs_spec(d, profile, seed), kind="stairs"))
+
+
+# Parity and Dyck parentheses as images, UNet and DiT (section 4.2, appendix A.5, A.7.1-A.7.2).
+_PARENS_CELL = {"smoke": 8, "cpu": 8, "paper": 64}
+
+
+def _parens(grammar: str, length: int, train_fraction: float, model: str, cpu_steps: int, cpu_evals: int = 8,
+            ema_decay: float | None = None) -> Callable[[str, int], dict]:
+    def make(profile: str, seed: int) -> dict:
+        return image_spec(profile, seed, grammar={"name": grammar, "length": length}, train_fraction=train_fraction,
+                          render={"type": "glyph", "cell": _PARENS_CELL[profile]}, model=model,
+                          cpu_steps=cpu_steps, cpu_evals=cpu_evals, paper_steps=1_100_000, paper_eval_every=50_000,
+                          # Distance to the exact rule / product / memoriser denoisers at every evaluation.
+                          eval={"sampler": "ddim", "ldr_position": 1, "oracle_distance": True},
+                          ldr_samples={"smoke": 2, "cpu": 4}, ema_decay=ema_decay)
+    return make
+
+
+_PARENS = "as parenthesis images; {} in training; {}"
+register(Experiment("parity-parens-L8-unet", "Parity, L=8, " + _PARENS.format("half of the 128 valid sequences", "UNet"),
+                    _parens("parity", 8, 0.5, "unet", cpu_steps=2400)))
+register(Experiment("parity-parens-L16-unet", "Parity, L=16, " + _PARENS.format("5% of the 32768 valid sequences", "UNet"),
+                    _parens("parity", 16, 0.05, "unet", cpu_steps=5000, cpu_evals=5, ema_decay=0.995)))
+register(Experiment("parity-parens-L16-dit", "Parity, L=16, " + _PARENS.format("5% of the 32768 valid sequences", "DiT"),
+                    _parens("parity", 16, 0.05, "dit-cell", cpu_steps=6000, ema_decay=0.995)))
+register(Experiment("dyck-parens-unet", "Dyck words, L=12, " + _PARENS.format("half of the 132 words", "UNet"),
+                    _parens("dyck", 12, 0.5, "unet", cpu_steps=1800)))
+register(Experiment("dyck-parens-dit", "Dyck words, L=12, " + _PARENS.format("half of the 132 words", "DiT"),
+                    _parens("dyck", 12, 0.5, "dit-cell", cpu_steps=6000, ema_decay=0.995)))
+
+
+# Quarter-MNIST: four handwritten digits, s1 + s2 = s3 + s4 (section 4.2, appendix A.5, A.7.3).
+# smoke/cpu: scikit-learn's 8x8 digits (offline), 16x16 images; paper: MNIST 28x28 quarters (56x56 images,
+# local IDX files). A quarter is legible when the classifier's top digit probability is >= 0.5.
+_QUARTER_RENDER = {
+    "smoke": {"type": "quarter-digits", "source": "sklearn", "size": 8, "copies": 1, "threshold": 0.5},
+    "cpu": {"type": "quarter-digits", "source": "sklearn", "size": 8, "copies": 8, "threshold": 0.5},
+    "paper": {"type": "quarter-digits", "source": "mnist", "size": 28, "copies": 64, "threshold": 0.5},
+}
+
+
+def _quarter(model: str, cpu_steps: int) -> Callable[[str, int], dict]:
+    def make(profile: str, seed: int) -> dict:
+        spec = image_spec(profile, seed, grammar={"name": "digit-sum", "length": 4},
+                          # 470 of the 670 valid tuples for training, 200 held out (section 4.2).
+                          train_fraction=470 / 670, render={**_QUARTER_RENDER[profile], "seed": seed}, model=model,
+                          cpu_steps=cpu_steps, cpu_evals=10, paper_steps=180_000, paper_eval_every=10_000,
+                          eval={"sampler": "ddim", "ldr_position": 0, "oracle_distance": True},
+                          ldr_samples={"smoke": 1, "cpu": 4})
+        if profile == "smoke":
+            spec["train"].update(steps=30, eval_every=15)
+        return spec
+    return make
+
+
+_QUARTER = "Quarter-MNIST: four handwritten digits with s1+s2=s3+s4, 470 of 670 tuples in training; {}"
+register(Experiment("quarter-digits-unet", _QUARTER.format("UNet"), _quarter("unet", 6000)))
+register(Experiment("quarter-digits-dit", _QUARTER.format("DiT"), _quarter("dit-quarter", 5000)))
+
+
+# Exact denoisers (oracles) of an experiment's data, sampled like a trained model.
+ORACLES = ("rule", "product", "memoriser")
+
+
+def oracle_experiment(base: str, which: str) -> Experiment:
+    """`BASE-oracle-WHICH`: the base experiment's data and evaluation, with an exact denoiser and no training."""
+    return Experiment(f"{base}-oracle-{which}", f"The exact {which} denoiser on the data of {base} (sampling only)",
+                      lambda profile, seed: {**get_experiment(base).config(profile, seed), "oracle": which}, kind="oracle")
+
+
+for _base in ("parity-mlp-L16", "parity-parens-L16-unet", "quarter-digits-unet"):
+    for _which in ORACLES:
+        register(oracle_experiment(_base, _which))
+
+
+# Real text: common English words and Chinese characters (section 6, appendix A.7.4, Figs. 7, 20, 21).
+# The paper's levels plus 0.2, where section 6 reads the LDR of real text (Fig. 7 left).
+TEXT_LDR_LEVELS = [0.1, 0.2, 0.3, 0.5, 0.7, 0.9]
+# English: the most frequent words of wordfreq's top list (letters a-z only), one cell per letter, padded
+# with blank cells to the longest length. cpu: 3-4 letter words in 12x12 cells; paper: 1000 words of up to
+# 10 letters in 32-pixel cells (the paper gives neither the rendering nor the image size for words).
+_ENGLISH = {"smoke": ({"size": 60, "min_length": 3, "max_length": 4}, 12),
+            "cpu": ({"size": 500, "min_length": 3, "max_length": 4}, 12),
+            "paper": ({"size": 1000, "min_length": 1, "max_length": 10}, 32)}
+# Chinese: the most frequent single characters of wordfreq's "zh" list in Noto Sans CJK SC (mplfonts).
+_CHINESE = {"smoke": (60, 24), "cpu": (1000, 24), "paper": (1000, 64)}
+# The text LDR is estimated with random probes (exact rows cost 288 VJPs each at cpu).
+_TEXT_EVAL = {"smoke": {"ldr_samples": 1, "ldr_method": "estimate", "ldr_probes": 8},
+              "cpu": {"ldr_samples": 8, "ldr_method": "estimate", "ldr_probes": 32}}
+
+
+def _text(grammar: Callable[[str], dict], render: Callable[[str], dict], position) -> Callable[[str, int], dict]:
+    def make(profile: str, seed: int) -> dict:
+        spec = image_spec(profile, seed, grammar=grammar(profile), train_fraction=0.9, render=render(profile),
+                          model="unet", cpu_steps=3000, cpu_evals=10, paper_steps=200_000, paper_eval_every=10_000,
+                          eval={"sampler": "ddim", "ldr_position": position, "ldr_levels": TEXT_LDR_LEVELS,
+                                **_TEXT_EVAL.get(profile, {})},
+                          ldr_samples={"smoke": 1, "cpu": 8})
+        if profile == "smoke":
+            spec["train"].update(steps=30, eval_every=15)
+        return spec
+    return make
+
+
+register(Experiment("english-words-unet",
+                    "The most common English words (wordfreq) as images, one letter cell each; 90% in training; UNet",
+                    # R = the first and second letter (Figs. 7, 21).
+                    _text(lambda p: {"name": "english-words", **_ENGLISH[p][0]},
+                          lambda p: {"type": "english", "cell": _ENGLISH[p][1]}, [0, 1])))
+register(Experiment("chinese-chars-unet",
+                    "The most common Chinese characters (wordfreq) as Noto Sans CJK images; 90% in training; UNet",
+                    # R = the left half of the character, where the left-hand component (radical) sits.
+                    _text(lambda p: {"name": "chinese-chars", "size": _CHINESE[p][0]},
+                          lambda p: {"type": "hanzi", "size": _CHINESE[p][1], "lexicon_size": _CHINESE[p][0]}, "left")))
