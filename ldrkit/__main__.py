@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--out", default=None, help="run folder (default runs/NAME/PROFILE-seedS)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument("--fresh", action="store_true", help="train even when results/ holds a run of this config")
+    run.add_argument("--fresh", action="store_true",
+                     help="train from scratch even when the folder or results/ holds a run of this spec")
     keep = sub.add_parser("store", help="copy finished runs (runs/NAME/PROFILE-seedS) into the results store")
     keep.add_argument("names", nargs="+")
     keep.add_argument("--profile", default="cpu")
@@ -40,11 +41,20 @@ def main(argv: list[str] | None = None) -> int:
     keep.add_argument("--keep-steps", type=int, nargs="*", default=[],
                       help="checkpoints to keep besides the last (those a chapter loads)")
     keep.add_argument("--samples-per-step", type=int, default=64, help="generated samples kept per evaluation")
+    keep.add_argument("--drop-kept", action="store_true",
+                      help="do not keep the checkpoints the stored run already kept (default: keep them)")
     again = sub.add_parser("reproduce", help="retrain stored runs from scratch; table of stored against fresh numbers")
     again.add_argument("names", nargs="*", help="default: every stored run of the profile")
     again.add_argument("--profile", default="cpu")
     again.add_argument("--seed", type=int, default=0)
     again.add_argument("--out", default="reproduce", help="folder of the fresh runs and reproduce.md")
+    grid = sub.add_parser("sweep", help="run experiments x seeds on a pool of one-thread workers; summary table")
+    grid.add_argument("names", nargs="+")
+    grid.add_argument("--profile", default="cpu")
+    grid.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    grid.add_argument("--workers", type=int, default=1, help="worker processes, one torch thread each (default 1)")
+    grid.add_argument("--store", action="store_true", help="copy each finished run into the results store")
+    grid.add_argument("--out", default=None, help="also write the summary to this file (.md, or .json)")
     probe = sub.add_parser("ldr", help="LDR at the five sqrt(alpha_bar) levels for every checkpoint of a run folder")
     probe.add_argument("run_dir")
     probe.add_argument("--method", choices=("exact", "estimate"), default="exact")
@@ -92,6 +102,17 @@ def _dispatch(args) -> int:
             experiments.check_seed(getattr(args, name))
     if hasattr(args, "profile") and args.command != "bench":
         experiments.check_profile(args.profile)
+    if args.command == "sweep":
+        from .sweep import format_summary, run_grid, summarise
+        for seed in args.seeds:
+            experiments.check_seed(seed)
+        rows = summarise(run_grid(args.names, args.profile, args.seeds, args.workers, args.store))
+        text = format_summary(rows)
+        print(text)
+        if args.out:
+            from .files import atomic_write
+            atomic_write(args.out, json.dumps(rows, indent=1) if args.out.endswith(".json") else text)
+        return 0
     if args.command == "chapter":
         from .chapters import format_summary, parse_parameters, run_batch, run_chapter
         params = parse_parameters(args.parameter)
@@ -144,9 +165,10 @@ def _dispatch(args) -> int:
                 for name in args.names:
                     experiments.get_experiment(name)
                     print(store.store_run(experiments.run_dir_for(name, args.profile, args.seed),
-                                          samples_per_step=args.samples_per_step, keep_steps=tuple(args.keep_steps)))
+                                          samples_per_step=args.samples_per_step, keep_steps=tuple(args.keep_steps),
+                                          drop_kept=args.drop_kept))
             else:
-                print(store.reproduce(args.names or None, args.profile, args.seed, args.out))
+                print(experiments.reproduce(args.names or None, args.profile, args.seed, args.out))
         except (FileNotFoundError, experiments.UnknownNameError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -162,7 +184,7 @@ def _dispatch(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     metrics = experiments.run_experiment(args.name, args.profile, args.seed, args.out, progress=not args.quiet,
-                                         use_store=not args.fresh)
+                                         fresh=args.fresh)
     final = metrics.get("final", {})
     print(json.dumps({"experiment": args.name, "profile": args.profile, "seed": args.seed,
                       "wall_seconds": metrics["wall_seconds"], "run_dir": metrics.get("run_dir"), "final": final}, indent=1))

@@ -77,7 +77,7 @@ def bench_training(name: str, profile: str = "paper", steps: int = 300, warmup: 
 
     experiment = get_experiment(name)
     config = experiment.config(profile, seed)
-    if experiment.runner is not None or "model" not in config:
+    if experiment.kind != "train" or "model" not in config:
         raise ValueError(f"{name} does not train a denoiser through ldrkit.train; nothing to time")
     config, setup, note = _setup(config, substitute_mnist)
     tc, ev = config["train"], config["eval"]

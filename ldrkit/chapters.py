@@ -21,12 +21,21 @@ def run_chapter(chapter: Path | str, out: Path | str, parameters: dict | None = 
     import papermill
 
     chapter, out = Path(chapter).resolve(), Path(out).resolve()
-    if not chapter.exists():
-        raise FileNotFoundError(f"no chapter at {chapter}")
+    if not chapter.is_file():
+        raise FileNotFoundError(f"no chapter at {chapter}" + (" (a folder: give a chapter file, e.g. book/parity-mlp.md)"
+                                                             if chapter.is_dir() else ""))
     out.mkdir(parents=True, exist_ok=True)
     notebook = jupytext.read(chapter)
     if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in notebook.cells):
         raise ValueError(f"{chapter.name} has no cell tagged 'parameters'")
+    known = chapter_parameters(notebook)
+    unknown = sorted(set(parameters or {}) - set(known))
+    if unknown:
+        raise ValueError(f"{chapter.name} has no parameter {', '.join(map(repr, unknown))}; its parameters: "
+                         f"{', '.join(known)}")
+    if "profile" in (parameters or {}):
+        from .specs import check_profile
+        check_profile(parameters["profile"])
     target = out / f"{chapter.stem}.ipynb"
     previous = os.environ.get("LDRKIT_RUNS")
     os.environ["LDRKIT_RUNS"] = str(out / RUNS_SUBDIR)  # the kernel inherits it
@@ -40,6 +49,15 @@ def run_chapter(chapter: Path | str, out: Path | str, parameters: dict | None = 
             os.environ["LDRKIT_RUNS"] = previous
     (out / "parameters.json").write_text(json.dumps(parameters or {}, indent=1))
     return target
+
+
+def chapter_parameters(notebook) -> list[str]:
+    """The names assigned in a chapter's cell tagged 'parameters' (what papermill may inject)."""
+    import ast
+
+    cell = next(c for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    return [t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+            for t in node.targets if isinstance(t, ast.Name)]
 
 
 def grid(fixed: dict, varying: dict[str, list]) -> list[dict]:

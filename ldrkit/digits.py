@@ -69,19 +69,6 @@ class DigitSum(Grammar):
         return "DigitSum(s1+s2=s3+s4)"
 
 
-def independent_valid_probability(tuples: np.ndarray) -> float:
-    """P(s1+s2 = s3+s4) when each quarter's digit is drawn on its own from its frequency in `tuples`.
-
-    What a sampler that learned every quarter's marginal and nothing else would score as
-    rule-obeying (0.067 for uniform digits: 670 / 10^4).
-    """
-    tuples = np.asarray(tuples, dtype=np.int64)
-    p = np.stack([np.bincount(tuples[:, j], minlength=10) / len(tuples) for j in range(4)])
-    top = np.convolve(p[0], p[1])     # distribution of s1 + s2
-    bottom = np.convolve(p[2], p[3])  # distribution of s3 + s4
-    return float(top @ bottom)
-
-
 # --- digit sources ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -495,14 +482,3 @@ class QuarterDigitRenderer(Renderer):
         r, c, s = position // 2, position % 2, self.size
         mask[:, r * s:(r + 1) * s, c * s:(c + 1) * s] = True
         return mask
-
-
-def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion k/n (default 95%)."""
-    if n <= 0:
-        return (0.0, 1.0)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))

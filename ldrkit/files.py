@@ -113,8 +113,12 @@ class FolderLock:
         if self._depth:
             self._depth += 1
             return self
-        self.folder.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            f = open(self.path, "a+")
+        except OSError as err:
+            raise RunFolderError(f"cannot write to the run folder {self.folder} ({err.strerror}); choose a writable "
+                                 "--out folder") from None
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

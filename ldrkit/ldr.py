@@ -327,7 +327,11 @@ def noised_inputs(data: torch.Tensor, schedule: Schedule, t: int, n: int, genera
 def _timestep(schedule: Schedule, t, sqrt_alpha_bar) -> int:
     if (t is None) == (sqrt_alpha_bar is None):
         raise ValueError("give exactly one of t and sqrt_alpha_bar")
-    return schedule.timestep_for(sqrt_alpha_bar) if t is None else int(t)
+    if t is None:
+        return schedule.timestep_for(sqrt_alpha_bar)
+    if not 0 <= int(t) < schedule.num_timesteps:
+        raise ValueError(f"t must be a timestep from 0 to {schedule.num_timesteps - 1}, got {t}")
+    return int(t)
 
 
 def ldr(model: Denoiser, schedule: Schedule, region: torch.Tensor, *, data: torch.Tensor | None = None,

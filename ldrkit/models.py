@@ -153,8 +153,25 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _mlp(signal_shape, **spec) -> nn.Module:
+    dim = 1
+    for s in signal_shape:
+        dim *= s
+    return MLPDenoiser(dim, **spec)
+
+
+def _unet(signal_shape, **spec) -> nn.Module:
+    if "channels" in spec:
+        spec["channels"] = tuple(spec["channels"])
+    return UNetDenoiser(tuple(signal_shape), **spec)
+
+
+# The denoisers by the name a spec's model entry gives as "type" (the same registry pattern as ldrkit.systems).
+DENOISERS = {"mlp": _mlp, "unet": _unet, "dit": lambda signal_shape, **spec: DiTDenoiser(tuple(signal_shape), **spec)}
+
+
 def build_model(spec: dict, signal_shape: tuple[int, ...]) -> nn.Module:
-    """Build a denoiser from a config entry.
+    """Build a denoiser from a spec entry.
 
     {"type": "mlp", "hidden": 256, "depth": 3};
     {"type": "unet", "channels": [16, 32, 32], "layers_per_block": 1, "attention_head_dim": 8, "norm_num_groups": 8};
@@ -163,15 +180,6 @@ def build_model(spec: dict, signal_shape: tuple[int, ...]) -> nn.Module:
     """
     spec = dict(spec)
     kind = spec.pop("type")
-    if kind == "mlp":
-        dim = 1
-        for s in signal_shape:
-            dim *= s
-        return MLPDenoiser(dim, **spec)
-    if kind == "unet":
-        if "channels" in spec:
-            spec["channels"] = tuple(spec["channels"])
-        return UNetDenoiser(tuple(signal_shape), **spec)
-    if kind == "dit":
-        return DiTDenoiser(tuple(signal_shape), **spec)
-    raise ValueError(f"unknown model type {kind!r}; known: mlp, unet, dit")
+    if kind not in DENOISERS:
+        raise ValueError(f"unknown model type {kind!r}; known: {', '.join(DENOISERS)}")
+    return DENOISERS[kind](signal_shape, **spec)

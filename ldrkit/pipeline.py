@@ -57,13 +57,14 @@ def evaluation_seed(config: dict, step: int) -> int:
     return config["train"]["seed"] * 1_000_003 + step
 
 
-def run_training(config: dict, run: Run, progress: bool = True, stop_after: int | None = None) -> list[dict]:
-    """Train the spec's model in the run folder (resuming if possible); returns the evaluation records.
+def run_training(config: dict, run: Run | str, progress: bool = True, stop_after: int | None = None) -> list[dict]:
+    """Train the spec's model in the run folder (a Run or a path; resuming if possible); returns the records.
 
     With config["eval"]["oracle_distance"] true, each record also holds "oracle_distance":
     {"rule"|"product"|"memoriser": {level: mean per-coordinate (eps_net - eps_oracle)^2}} on
     `oracle_samples` noised training inputs per level (see ldrkit.yardsticks).
     """
+    run = run if isinstance(run, Run) else Run(run)
     setup = Setup.from_config(config)
     model = setup.build_model(config)
     oracles = {w: build_oracle(setup, w) for w in ORACLES} if config["eval"].get("oracle_distance") else None

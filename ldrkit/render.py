@@ -44,6 +44,12 @@ class Renderer:
         """Boolean mask over the signal covering the symbol at `position` (for LDR)."""
         raise NotImplementedError
 
+    def _check_position(self, position) -> int:
+        """A symbol position in [0, length): negative indices are refused, not wrapped to the end."""
+        if isinstance(position, bool) or not isinstance(position, (int, np.integer)) or not 0 <= position < self.length:
+            raise ValueError(f"position must be an integer from 0 to {self.length - 1}, got {position!r}")
+        return int(position)
+
     def _check_signal(self, x: torch.Tensor) -> torch.Tensor:
         if tuple(x.shape[1:]) != self.signal_shape:
             raise ValueError(f"expected signals of shape (n, {', '.join(map(str, self.signal_shape))}), got {tuple(x.shape)}")
@@ -85,7 +91,7 @@ class ScalarRenderer(Renderer):
 
     def region(self, position: int) -> torch.Tensor:
         mask = torch.zeros(self.length, dtype=torch.bool)
-        mask[position] = True
+        mask[self._check_position(position)] = True
         return mask
 
 
@@ -124,7 +130,7 @@ class EmbeddingRenderer(Renderer):
 
     def region(self, position: int) -> torch.Tensor:
         mask = torch.zeros(self.length, self.dim, dtype=torch.bool)
-        mask[position] = True
+        mask[self._check_position(position)] = True
         return mask.reshape(-1)
 
 

@@ -45,6 +45,12 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
                     rng: torch.Generator | None, step: int, digest: str, extra: dict | None = None,
                     ema=None) -> None:
     """Model weights (and optionally optimizer state, RNG and weight average) to safetensors, written atomically."""
+    atomic_write(path, checkpoint_bytes(model, optimizer, rng, step, digest, extra, ema))
+
+
+def checkpoint_bytes(model: nn.Module, optimizer: torch.optim.Optimizer | None, rng: torch.Generator | None,
+                     step: int, digest: str, extra: dict | None = None, ema=None) -> bytes:
+    """The safetensors bytes of a checkpoint (see save_checkpoint)."""
     from safetensors.torch import save
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -58,7 +64,7 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     if rng is not None:
         tensors["rng"] = rng.get_state()
     metadata = {"step": str(step), "config_hash": digest, **{k: json.dumps(v) for k, v in (extra or {}).items()}}
-    atomic_write(path, save(tensors, metadata=metadata))
+    return save(tensors, metadata=metadata)
 
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
@@ -207,19 +213,40 @@ class Run:
         """Save the evaluated weights of `step` and record their digest in the manifest."""
         path = self.checkpoint_path(step)
         save_checkpoint(path, model, None, None, step, self.hash)
-        write_json(self.path / MANIFEST, {**self.manifest(), str(step): file_digest(path)})
+        self.record_digest(str(step), path)
+
+    def record_digest(self, key: str, path: Path) -> None:
+        """Record the SHA-256 of a file the run wrote (a checkpoint step, or "resume") in the manifest."""
+        write_json(self.path / MANIFEST, {**self.manifest(), key: file_digest(path)})
+
+    def save_resume(self, model, optimizer, rng, step: int, extra: dict, ema=None) -> None:
+        """Write resume.safetensors and its digest so that a kill at any instant leaves a file the manifest
+        accepts: the manifest lists the old and the new digest while the file is being replaced."""
+        import hashlib
+
+        data = checkpoint_bytes(model, optimizer, rng, step, self.hash, extra, ema)
+        new, old = hashlib.sha256(data).hexdigest(), self.manifest().get("resume")
+        write_json(self.path / MANIFEST, {**self.manifest(), "resume": [d for d in (old, new) if isinstance(d, str)]})
+        atomic_write(self.resume_path, data)
+        write_json(self.path / MANIFEST, {**self.manifest(), "resume": new})
+
+    def check_digest(self, key: str, path: Path) -> str:
+        """The file's SHA-256, which must match the manifest's record of it (when there is one)."""
+        digest = file_digest(path)
+        expected = self.manifest().get(key)
+        if isinstance(expected, list):  # a write was under way: either file is a whole one
+            expected = digest if digest in expected else expected[-1]
+        if expected is not None and expected != digest:
+            raise RunFolderError(f"{path} has changed since it was written (SHA-256 {digest[:12]}..., recorded "
+                                 f"{expected[:12]}...); restore it from the results store or retrain")
+        return digest
 
     def checkpoint_digest(self, step: int) -> str:
         """The digest of a checkpoint file, checked against the manifest: a changed file is an error."""
         path = self.checkpoint_path(step)
         if not path.exists():
             raise FileNotFoundError(f"no checkpoint for step {step} in {self.path}; saved steps: {self.steps()}")
-        digest = file_digest(path)
-        expected = self.manifest().get(str(step))
-        if expected is not None and expected != digest:
-            raise RunFolderError(f"{path} has changed since it was written (SHA-256 {digest[:12]}..., recorded "
-                                 f"{expected[:12]}...); restore it from the results store or retrain")
-        return digest
+        return self.check_digest(str(step), path)
 
     @cached_property
     def setup(self) -> Setup:
@@ -285,6 +312,11 @@ class Run:
         if cache.get("config_hash") != self.hash:
             cache = {"config_hash": self.hash, "entries": {}, "digests": {}}
         key = json.dumps(params, sort_keys=True)
+        # Keys are compared as parsed JSON (older caches wrote their keys unsorted).
+        merged: dict = {}
+        for k, v in cache["entries"].items():
+            merged.setdefault(json.dumps(json.loads(k), sort_keys=True), {}).update(v)
+        cache["entries"] = merged
         entry = cache["entries"].setdefault(key, {})
         digests = cache.setdefault("digests", {})
         present = self.steps()

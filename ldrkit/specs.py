@@ -157,13 +157,15 @@ STAIRS = {
 STAIRS_CPU_ADAM_STEPS_D16 = 8000  # the d=16 third stair is out of a CPU budget: a shorter Adam phase
 
 # Sample counts of the chapters' own analyses (beyond what each evaluation records).
+# ldr_inputs / trajectories: vectors (cheap Jacobians); image_ldr_inputs / image_trajectories: images, where
+# every exact Jacobian row is a backward pass through a UNet.
 ANALYSIS = {
     "smoke": {"ldr_inputs": 16, "oracle_inputs": 16, "trajectories": 16, "pair_inputs": 16, "probes": 4,
-              "stairs_samples": 1 << 15, "theory_small": True},
+              "image_ldr_inputs": 4, "image_trajectories": 16, "stairs_samples": 1 << 15, "theory_small": True},
     "cpu": {"ldr_inputs": 256, "oracle_inputs": 128, "trajectories": 512, "pair_inputs": 128, "probes": 32,
-            "stairs_samples": 1 << 17, "theory_small": False},
+            "image_ldr_inputs": 32, "image_trajectories": 128, "stairs_samples": 1 << 17, "theory_small": False},
     "paper": {"ldr_inputs": 256, "oracle_inputs": 128, "trajectories": 512, "pair_inputs": 128, "probes": 64,
-              "stairs_samples": 1 << 18, "theory_small": False},
+              "image_ldr_inputs": 64, "image_trajectories": 512, "stairs_samples": 1 << 18, "theory_small": False},
 }
 
 

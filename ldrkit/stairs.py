@@ -114,7 +114,7 @@ def run_stairs(config: dict, run: Run, progress: bool = True) -> dict:
     curve.append([step, final])
     weights.append([step, *H.weight_masses(params, i)])
     curve_np = np.array(curve)
-    plateaus = find_plateaus(_smooth(curve_np, 9), levels.as_dict())
+    plateaus = find_plateaus(smooth(curve_np, 9), levels.as_dict())
     _write_functions(run_dir, snapshots, plateaus, curve_np, d, sab, i, dtype, g)
     metrics = {"sqrt_alpha_bar": sab, "d": d, "levels": levels.as_dict(), "levels_se": levels.zero_se,
                "loss_curve": curve, "plateaus": plateaus, "weights": weights, "final_loss": final,
@@ -123,7 +123,7 @@ def run_stairs(config: dict, run: Run, progress: bool = True) -> dict:
     return metrics
 
 
-def _smooth(curve: np.ndarray, window: int = 5) -> np.ndarray:
+def smooth(curve: np.ndarray, window: int = 5) -> np.ndarray:
     """Running mean of the recorded losses (single batches are noisy), same steps."""
     if len(curve) < window:
         return curve

@@ -1,8 +1,8 @@
 """The results store: finished runs kept in the repository, so reading the book does not mean retraining it.
 
 A stored run lives in results/NAME/PROFILE-seedS/ and holds a trimmed copy of its run folder:
-its JSON records (metrics.json, metrics.jsonl, config.json, the checkpoint manifest) and
-analysis caches, the first `samples_per_step` generated samples of every evaluation, and the
+its JSON records (metrics.json, metrics.jsonl, config.json, the checkpoint manifest), analysis
+caches and arrays (.npz), the first `samples_per_step` generated samples of every evaluation, and the
 model weights of the last checkpoint (plus the steps asked for, and every step the stored run
 already kept), together with provenance.json: the code version (git commit, and whether the tree
 had uncommitted changes), the spec hash that made it, and the SHA-256 of every stored file.
@@ -97,9 +97,13 @@ def store_run(run_dir: Path | str, root: Path | None = None, samples_per_step: i
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    for path in sorted(run.path.iterdir()):  # records and analysis caches
-        if path.is_file() and path.suffix in (".json", ".jsonl"):
+    for path in sorted(run.path.iterdir()):  # records, analysis caches, and the theory runs' arrays
+        if path.is_file() and path.suffix in (".json", ".jsonl", ".npz") and not path.name.startswith("."):
             shutil.copy2(path, tmp / path.name)
+    if "restored_from" in metrics:  # a run restored from the store and stored again keeps its own record
+        first = read_json(dest / "metrics.json") if (dest / "metrics.json").exists() else metrics
+        write_json(tmp / "metrics.json", {**{k: v for k, v in metrics.items() if k != "restored_from"},
+                                          "run_dir": first.get("run_dir")})
     for step in run.sample_steps():
         (tmp / "samples").mkdir(exist_ok=True)
         np.save(tmp / "samples" / f"step_{step:07d}.npy", run.samples(step).numpy().astype(np.float16)[:samples_per_step])

@@ -52,7 +52,7 @@ from tqdm.auto import tqdm
 from .device import resolve_device
 from .diffusion import Schedule
 from .files import json_ready
-from .runs import Run, load_checkpoint, save_checkpoint
+from .runs import Run, load_checkpoint
 
 
 def make_accelerator(train_config: dict, device: str | None = None):
@@ -163,6 +163,7 @@ def train(run: Run, config: dict, model: nn.Module, schedule: Schedule, data: to
     step, elapsed = 0, 0.0
     resume = run.resume_path
     if resume.exists():
+        run.check_digest("resume", resume)
         meta = load_checkpoint(resume, model, optimizer, rng, digest, ema)
         step, elapsed = int(meta["step"]), float(json.loads(meta.get("elapsed_seconds", "0")))
     records = [r for r in run.records() if r["step"] <= step]
@@ -187,8 +188,7 @@ def train(run: Run, config: dict, model: nn.Module, schedule: Schedule, data: to
             records.append(record)
             run.write_records(records)
             run.save_model(step, averaged)
-            save_checkpoint(resume, model, optimizer, rng, step, digest, {"elapsed_seconds": record["elapsed_seconds"]},
-                            ema=ema)
+            run.save_resume(model, optimizer, rng, step, {"elapsed_seconds": record["elapsed_seconds"]}, ema=ema)
         accelerator.wait_for_everyone()
 
     start = time.perf_counter()

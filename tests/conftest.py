@@ -47,15 +47,85 @@ class SmokeBuild:
         return self.out / "_build" / "jupyter_execute" / f"{docname}.ipynb"
 
 
+def _smoke_paths(base: Path) -> tuple[Path, Path, Path]:
+    """The smoke build's output folder, its result record and the marker of a background build."""
+    return base / "smoke-book", base / "smoke-book.json", base / "smoke-book.started"
+
+
+def build_smoke_book(out: Path, record: Path) -> None:
+    """Build the book with LDRKIT_PROFILE=smoke into `out` (-W -n --keep-going) and write `record`."""
+    import json
+
+    # One thread: the pytest workers (make test runs two) train beside it.
+    # No progress bars: a widget update per training step floods the kernel's IOPub channel for nothing.
+    env = dict(os.environ, LDRKIT_PROFILE="smoke", LDRKIT_RUNS=str(out / "runs"), OMP_NUM_THREADS="1",
+               MKL_NUM_THREADS="1", TQDM_DISABLE="1")
+    jb = Path(sys.executable).with_name("jupyter-book")  # the venv's console script
+    start = time.monotonic()
+    try:
+        build = subprocess.run([str(jb) if jb.exists() else "jupyter-book", "build", str(ROOT), "--path-output",
+                                str(out), "-W", "-n", "--keep-going"], env=env, capture_output=True, text=True,
+                               timeout=40 * 60)
+        returncode, log = build.returncode, build.stdout + build.stderr
+    except subprocess.TimeoutExpired as err:
+        out_text = b"".join(x for x in (err.stdout, err.stderr) if isinstance(x, bytes)).decode(errors="replace")
+        returncode, log = -1, f"the smoke build ran past 40 minutes\n{out_text}"
+    seconds = time.monotonic() - start
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"returncode": returncode, "log": log, "seconds": seconds}))
+    tmp.replace(record)
+
+
+def _wants_smoke_build(config) -> bool:
+    """True when this run collects the chapter or website tests (a full run, or those files named)."""
+    if os.environ.get("LDRKIT_SMOKE_BUILD") or config.getoption("collectonly", False):
+        return False
+    args = [str(a) for a in config.args]
+    named = [a for a in args if a.endswith(".py") or "::" in a]
+    if named:
+        return any("test_chapters" in a or "test_website" in a for a in named)
+    ignored = " ".join(str(p) for p in (config.getoption("ignore") or []))
+    return not ("test_chapters" in ignored and "test_website" in ignored)
+
+
+def pytest_sessionstart(session):
+    """On the controller (or a run without workers), start the smoke build in the background at once.
+
+    The build runs on one thread beside the two pytest workers, so neither worker sits idle waiting
+    for it when it reaches the chapter tests; the `smoke_book` fixture waits for its record.
+    """
+    config = session.config
+    if hasattr(config, "workerinput") or not _wants_smoke_build(config):
+        return
+    base = config._tmp_path_factory.getbasetemp()
+    out, record, started = _smoke_paths(base)
+    started.write_text(str(os.getpid()))
+    script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import conftest; "
+              f"from pathlib import Path; conftest.build_smoke_book(Path({str(out)!r}), Path({str(record)!r}))")
+    config._ldrkit_smoke = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def pytest_sessionfinish(session):
+    """Every test that needed the smoke build has waited for it by now: one still running is not needed."""
+    import signal
+
+    build = getattr(session.config, "_ldrkit_smoke", None)
+    if build is not None and build.poll() is None:
+        os.killpg(build.pid, signal.SIGTERM)
+        build.wait(timeout=60)
+
+
 @pytest.fixture(scope="session")
 def smoke_book(tmp_path_factory) -> SmokeBuild:
     """The book built once per test run with the smoke profile, every chapter executed (-W -n --keep-going).
 
     The build goes into a fresh temporary --path-output (its own jupyter-cache and run folders),
     because the execution cache does not key on LDRKIT_PROFILE: a smoke build must never mix
-    with the cpu website. Under pytest-xdist the workers share one build: the first to ask
-    builds under a file lock, the others wait and read its result (the pattern the xdist docs
-    give for session fixtures). LDRKIT_SMOKE_BUILD=DIR reuses a finished build in DIR instead.
+    with the cpu website. The controller starts it in the background when the session starts
+    (`pytest_sessionstart`); the workers wait for its record. Without that (a run of a few test
+    files), the first worker to ask builds under a file lock and the others wait and read its result.
+    LDRKIT_SMOKE_BUILD=DIR reuses a finished build in DIR instead.
     """
     import json
 
@@ -67,26 +137,14 @@ def smoke_book(tmp_path_factory) -> SmokeBuild:
         return SmokeBuild(Path(reuse), 0, "", 0.0)
     shared = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent  # the folder all workers' base temps live in
-    out, record = shared / "smoke-book", shared / "smoke-book.json"
+        shared = shared.parent  # the folder all workers' base temps live in (the controller's base temp)
+    out, record, started = _smoke_paths(shared)
+    if started.exists():
+        deadline = time.monotonic() + 45 * 60
+        while not record.exists() and time.monotonic() < deadline:
+            time.sleep(2)
     with FileLock(str(shared / "smoke-book.lock")):
-        if record.exists():
-            done = json.loads(record.read_text())
-            return SmokeBuild(out, done["returncode"], done["log"], done["seconds"])
-        # One thread: the other pytest worker (make test runs two) trains on the other core.
-        env = dict(os.environ, LDRKIT_PROFILE="smoke", LDRKIT_RUNS=str(out / "runs"),
-                   OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        jb = Path(sys.executable).with_name("jupyter-book")  # the venv's console script
-        start = time.monotonic()
-        try:
-            build = subprocess.run([str(jb) if jb.exists() else "jupyter-book", "build", str(ROOT), "--path-output",
-                                    str(out), "-W", "-n", "--keep-going"], env=env, capture_output=True, text=True,
-                                   timeout=40 * 60)
-            returncode, log = build.returncode, build.stdout + build.stderr
-        except subprocess.TimeoutExpired as err:
-            out_text = b"".join(x for x in (err.stdout, err.stderr) if isinstance(x, bytes)).decode(errors="replace")
-            returncode, log = -1, f"the smoke build ran past 40 minutes\n{out_text}"
-        seconds = time.monotonic() - start
-        print(f"smoke build: {seconds:.0f} s into {out}")
-        record.write_text(json.dumps({"returncode": returncode, "log": log, "seconds": seconds}))
-        return SmokeBuild(out, returncode, log, seconds)
+        if not record.exists():
+            build_smoke_book(out, record)
+        done = json.loads(record.read_text())
+        return SmokeBuild(out, done["returncode"], done["log"], done["seconds"])

@@ -9,8 +9,11 @@ import pytest
 import torch
 
 from ldrkit.experiments import get_experiment, merge
-from ldrkit.pipeline import Setup, run_training
-from ldrkit.train import OnDevice, for_evaluation, load_checkpoint, make_step, per_process_batch, resolve_device
+from ldrkit.pipeline import run_training
+from ldrkit.setups import Setup
+from ldrkit.device import resolve_device
+from ldrkit.runs import load_checkpoint
+from ldrkit.train import OnDevice, for_evaluation, make_step, per_process_batch
 
 TINY = {"model": {"hidden": 32, "depth": 2},
         "train": {"steps": 100, "batch_size": 32, "eval_every": 50},

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ldrkit.bench import _setup, bench_training, gpu_check_names
+from ldrkit.bench_train import _setup, bench_training, gpu_check_names
 from ldrkit.experiments import get_experiment, merge
 
 ROOT = Path(__file__).resolve().parent.parent

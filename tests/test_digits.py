@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from ldrkit.digits import (DigitSum, QuarterDigitRenderer, get_classifier, independent_valid_probability,
-                           load_mnist, load_source, read_idx, wilson_interval, write_idx)
+from ldrkit.analysis.categories import independent_valid_probability
+from ldrkit.analysis.stats import wilson
+from ldrkit.digits import DigitSum, QuarterDigitRenderer, get_classifier, load_mnist, load_source, read_idx, write_idx
 from ldrkit.experiments import get_experiment, run_experiment
-from ldrkit.grammars import get_grammar
-from ldrkit.pipeline import build_renderer
+from ldrkit.systems import get_grammar
+from ldrkit.systems import build_renderer
 
 # The per-quarter classifier is trained once (about 40 s on one thread) and cached in
 # $LDRKIT_CACHE or ~/.cache/ldrkit; later runs load it in milliseconds.
@@ -27,7 +28,7 @@ def test_count_670_and_rule():
     assert get_grammar("digit-sum", length=4).count() == 670
     np.testing.assert_allclose(g.marginals().sum(1), 1.0)
     # Independent uniform digits obey the rule with probability 670 / 10^4.
-    assert independent_valid_probability(np.array(list(np.ndindex(10, 10, 10, 10)))) == pytest.approx(0.067)
+    assert independent_valid_probability(g, np.array(list(np.ndindex(10, 10, 10, 10)))) == pytest.approx(0.067)
 
 
 def test_split_470_200_disjoint_and_seeded():
@@ -116,9 +117,9 @@ def test_render_decode_round_trip_and_regions():
 
 
 def test_wilson_interval():
-    lo, hi = wilson_interval(0, 100)
+    lo, hi = wilson(0, 100)
     assert lo == 0.0 and 0.03 < hi < 0.04
-    lo, hi = wilson_interval(50, 100)
+    lo, hi = wilson(50, 100)
     assert lo < 0.5 < hi and hi - 0.5 == pytest.approx(0.5 - lo)
 
 

@@ -5,7 +5,7 @@ import torch
 
 from ldrkit.grammars import Dyck, Parity
 from ldrkit.ocr import split_cells
-from ldrkit.pipeline import build_renderer
+from ldrkit.systems import build_renderer
 from ldrkit.render import GlyphRenderer, draw_glyph
 
 

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from ldrkit import ldr as L
-from ldrkit.bench import naive_rows
+from ldrkit.analysis.overtraining import ldr_over_training
+from ldrkit.bench_ldr import naive_rows
 from ldrkit.diffusion import Schedule
 from ldrkit.models import build_model
 
@@ -215,24 +216,25 @@ def test_ldr_over_training_cached(tmp_path, monkeypatch):
         "eval": {"num_samples": 4, "sample_steps": 2, "ldr_samples": 3, "ldr_position": 1},
     }
     run_training(config, tmp_path, progress=False)
-    rows = L.ldr_over_training(tmp_path, method="exact", n=3)
+    rows = ldr_over_training(tmp_path, method="exact", n=3)
     assert [r["step"] for r in rows] == [0, 2, 4]
     assert set(rows[0]["eps"]) == {"0.1", "0.3", "0.5", "0.7", "0.9"}
     metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert all(0 <= v <= 1 for r in rows for v in r["x0"].values())
     assert len(metrics) == 3
-    cache = json.loads((tmp_path / L.CACHE_NAME).read_text())
+    cache = json.loads((tmp_path / "ldr_over_training.json").read_text())
     assert len(cache["entries"]) == 1
 
     calls = []
     real = L.ldr_levels
     monkeypatch.setattr(L, "ldr_levels", lambda *a, **k: calls.append(1) or real(*a, **k))
-    again = L.ldr_over_training(tmp_path, method="exact", n=3)
+    again = ldr_over_training(tmp_path, method="exact", n=3)
     assert again == rows and not calls  # nothing recomputed
     (tmp_path / "model_0000006.safetensors").write_bytes((tmp_path / "model_0000004.safetensors").read_bytes())
-    more = L.ldr_over_training(tmp_path, method="exact", n=3)
+    more = ldr_over_training(tmp_path, method="exact", n=3)
     assert len(calls) == 1 and [r["step"] for r in more] == [0, 2, 4, 6]
-    est = L.ldr_over_training(tmp_path, method="estimate", probes=4, n=3)
+    est = ldr_over_training(tmp_path, method="estimate", probes=4, n=3)
     assert est[0]["probes"] == 4
-    table = L.format_table(more)
+    from ldrkit.analysis.overtraining import format_ldr_table
+    table = format_ldr_table(more)
     assert "eps@0.1" in table and len(table.splitlines()) == 3 + 4

@@ -4,8 +4,8 @@ import math
 import pytest
 
 from ldrkit.experiments import get_experiment, run_experiment
-from ldrkit.oracle_runs import build_oracle, oracle_distances
-from ldrkit.pipeline import Setup
+from ldrkit.yardsticks import build_oracle, oracle_distances
+from ldrkit.setups import Setup
 
 N = 512  # samples: the binomial standard error of a fraction near 1/2 is 0.022
 

@@ -15,7 +15,7 @@ from ldrkit.diffusion import Schedule
 from ldrkit.experiments import get_experiment, run_experiment
 from ldrkit.grammars import Parity
 from ldrkit.oracle import FiniteSetDenoiser
-from ldrkit.pipeline import Setup
+from ldrkit.setups import Setup
 from ldrkit.render import GlyphRenderer
 
 

@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from ldrkit.diffusion import Schedule
-from ldrkit.digits import DigitSum, QuarterDigitRenderer, independent_valid_probability
+from ldrkit.analysis.categories import independent_valid_probability
+from ldrkit.digits import DigitSum, QuarterDigitRenderer
 from ldrkit.experiments import get_experiment, run_experiment
 from ldrkit.oracle import FiniteSetDenoiser, ProductOfCellsDenoiser, TupleOfInstancesDenoiser
-from ldrkit.oracle_runs import build_oracle, quarter_digit_rule_oracle
-from ldrkit.pipeline import Setup
+from ldrkit.yardsticks import build_oracle, quarter_digit_rule_oracle
+from ldrkit.setups import Setup
 from test_oracle_runs import assert_oracle_distances_recorded
 
 
@@ -154,7 +155,7 @@ def test_quarter_rule_oracle_never_breaks_the_rule(tmp_path, smoke_setup):
 
 def test_quarter_product_oracle_breaks_the_rule_at_the_rate_of_independent_digits(tmp_path, smoke_setup):
     train = smoke_setup.split.train
-    p_valid = independent_valid_probability(train)  # P(s1+s2 = s3+s4), digits independent with training marginals
+    p_valid = independent_valid_probability(smoke_setup.grammar, train)  # P(s1+s2 = s3+s4), digits independent with training marginals
     marg = np.stack([np.bincount(train[:, j], minlength=10) / len(train) for j in range(4)])
     misread = 1 - float(np.prod(marg @ digit_read_rates(smoke_setup)))
     c = sample("product", tmp_path)
@@ -175,7 +176,7 @@ def test_quarter_memoriser_only_reproduces_training_tuples(tmp_path, smoke_setup
 
 def test_quarter_digit_runs_record_the_distance_to_each_oracle(tmp_path):
     """A smoke run records E(eps_net - eps_oracle)^2 per evaluation; recomputing from its checkpoints agrees."""
-    from ldrkit.oracle_runs import oracle_distance_over_training
+    from ldrkit.analysis.overtraining import oracle_distance_over_training
     m = run_experiment("quarter-digits-unet", "smoke", out=tmp_path, progress=False)
     assert_oracle_distances_recorded(m)
     rows = oracle_distance_over_training(tmp_path, n=8, seed=0)

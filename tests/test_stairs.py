@@ -5,18 +5,19 @@ import numpy as np
 import pytest
 import torch
 
-from ldrkit import stairs
+from ldrkit import specs, stairs
+from ldrkit.runs import Run
 
 torch.set_num_threads(1)
 
 
 def test_configs_exist_for_all_profiles():
     for profile in ("smoke", "cpu", "paper"):
-        cfg = stairs.make_config(8, profile, 0)
+        cfg = specs.stairs_spec(8, profile, 0)
         assert cfg["d"] == 8 and cfg["sigma_init"] == 1e-3 and cfg["phases"]
-    assert stairs.make_config(16, "paper", 0)["width"] == 2000
+    assert specs.stairs_spec(16, "paper", 0)["width"] == 2000
     with pytest.raises(ValueError):
-        stairs.make_config(8, "huge", 0)
+        specs.stairs_spec(8, "huge", 0)
 
 
 def test_find_plateaus_on_a_synthetic_curve():
@@ -29,8 +30,8 @@ def test_find_plateaus_on_a_synthetic_curve():
 
 
 def test_loss_passes_the_analytic_plateaus_in_order(tmp_path):
-    cfg = stairs.make_config(8, "smoke", seed=0)
-    metrics = stairs.run_stairs(cfg, tmp_path, progress=False)
+    cfg = specs.stairs_spec(8, "smoke", seed=0)
+    metrics = stairs.run_stairs(cfg, Run(tmp_path), progress=False)
     levels = metrics["levels"]
     assert levels["zero"] > levels["linear"] > levels["univariate"] > 0
     found = {p["level"]: p for p in metrics["plateaus"]}

@@ -5,7 +5,7 @@ import pytest
 
 from ldrkit import experiments, store
 from ldrkit.experiments import Experiment, run_experiment
-from ldrkit.ldr import ldr_over_training
+from ldrkit.analysis.overtraining import ldr_over_training
 
 
 @pytest.fixture
@@ -59,14 +59,14 @@ def test_explicit_out_of_another_config_is_refused(tiny, tmp_path):
     out = tmp_path / "mine"
     run_experiment("tiny-store-test", "smoke", 0, out=out, progress=False)
     tiny["n"] = 80
-    from ldrkit.train import ConfigMismatchError
+    from ldrkit.runs import ConfigMismatchError
     with pytest.raises(ConfigMismatchError):
         run_experiment("tiny-store-test", "smoke", 0, out=out, progress=False)
 
 
 def test_reproduce_sets_stored_and_fresh_numbers_side_by_side(tiny, tmp_path):
     store.store_run(run_experiment("tiny-store-test", "smoke", 0, progress=False)["run_dir"])
-    table = store.reproduce(["tiny-store-test"], "smoke", 0, out=tmp_path / "again", progress=False)
+    table = experiments.reproduce(["tiny-store-test"], "smoke", 0, out=tmp_path / "again", progress=False)
     assert (tmp_path / "again" / "reproduce.md").read_text().endswith(table)
     # Same seed, same code: the fresh run reproduces the stored numbers exactly.
     lines = [l for l in table.splitlines() if l.startswith("| tiny-store-test |") and "wall" not in l]
@@ -86,7 +86,7 @@ def test_metrics_files_are_strict_json():
     """NaN/Infinity are not JSON: an undefined value (an LDR of 0/0) must be written as null."""
     from pathlib import Path
 
-    from ldrkit.train import json_ready
+    from ldrkit.files import json_ready
     assert json_ready({"a": [float("nan"), 1.0, float("inf")], "b": {"c": -float("inf")}, "d": "x"}) == \
         {"a": [None, 1.0, None], "b": {"c": None}, "d": "x"}
     files = sorted(Path(store.store_root()).glob("*/*/metrics.json*"))

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ldrkit.categorize import categorize
-from ldrkit.grammars import get_grammar
+from ldrkit.systems import get_grammar
 from ldrkit.hanzi import ChineseChars, HanziRenderer, chinese_lexicon, cjk_font_path, is_han
 from ldrkit.text import (LETTERS, PAD, EnglishRenderer, EnglishWords, decode_strings, english_lexicon,
                          mono_font_path)

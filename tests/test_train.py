@@ -5,8 +5,9 @@ import torch
 
 from ldrkit.experiments import get_experiment, merge
 from ldrkit.models import MLPDenoiser
-from ldrkit.pipeline import Setup, run_training
-from ldrkit.train import ConfigMismatchError, checkpoints, load_checkpoint, read_metrics
+from ldrkit.pipeline import run_training
+from ldrkit.setups import Setup
+from ldrkit.runs import ConfigMismatchError, Run, load_checkpoint
 
 TINY = {"model": {"hidden": 32, "depth": 2},
         "train": {"steps": 40, "batch_size": 32, "eval_every": 10},
@@ -22,8 +23,8 @@ def test_run_folder_layout(tmp_path):
     assert [r["step"] for r in records] == [0, 10, 20, 30, 40]
     stored = json.loads((tmp_path / "config.json").read_text())
     assert stored["config"] == tiny_config()
-    assert [s for s, _ in checkpoints(tmp_path)] == [0, 10, 20, 30, 40]
-    assert read_metrics(tmp_path) == records
+    assert Run(tmp_path).steps() == [0, 10, 20, 30, 40]
+    assert Run(tmp_path).records() == records
     assert (tmp_path / "resume.safetensors").exists()
     assert sorted(p.name for p in (tmp_path / "samples").iterdir())[-1] == "step_0000040.npy"
 
@@ -35,7 +36,7 @@ def test_interrupted_run_resumes_to_the_same_numbers(tmp_path):
     resumed = run_training(tiny_config(), tmp_path / "cut", progress=False)
     strip = lambda rs: [{k: v for k, v in r.items() if k != "elapsed_seconds"} for r in rs]
     assert strip(resumed) == strip(full)
-    assert strip(read_metrics(tmp_path / "cut")) == strip(full)
+    assert strip(Run(tmp_path / "cut").records()) == strip(full)
     a, b = MLPDenoiser(8, 32, 2), MLPDenoiser(8, 32, 2)
     load_checkpoint(tmp_path / "full" / "model_0000040.safetensors", a)
     load_checkpoint(tmp_path / "cut" / "model_0000040.safetensors", b)
@@ -45,7 +46,7 @@ def test_interrupted_run_resumes_to_the_same_numbers(tmp_path):
 
 def test_interruption_between_checkpoints_drops_the_unsaved_evaluations(tmp_path):
     run_training(tiny_config(), tmp_path, progress=False, stop_after=25)
-    assert [r["step"] for r in read_metrics(tmp_path)] == [0, 10, 20]
+    assert [r["step"] for r in Run(tmp_path).records()] == [0, 10, 20]
     assert [r["step"] for r in run_training(tiny_config(), tmp_path, progress=False)] == [0, 10, 20, 30, 40]
 
 

@@ -1,8 +1,8 @@
 import numpy as np
 
 from ldrkit.experiments import get_experiment
-from ldrkit.oracle_runs import build_oracle
-from ldrkit.pipeline import Setup
+from ldrkit.yardsticks import build_oracle
+from ldrkit.setups import Setup
 from ldrkit.trajectories import split_by_outcome, trajectory_ldr
 
 

@@ -28,3 +28,14 @@ def glue(name: str, value, display: bool = False):
         return value
     _glue(name, value, display=display)
     return value
+
+
+def glue_md(name: str, text: str) -> str:
+    """Glue a sentence for `{glue:md}` references (rendered as Markdown, not as a quoted string)."""
+    try:
+        from IPython.display import Markdown
+        from myst_nb import glue as _glue
+    except ImportError:
+        return text
+    _glue(name, Markdown(text), display=False)
+    return text

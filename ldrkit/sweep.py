@@ -1,0 +1,104 @@
+"""A grid of runs (experiments x seeds) on a pool of worker processes, one torch thread each, and its summary.
+
+The engine is the standard library's `concurrent.futures.ProcessPoolExecutor` (spawned workers,
+so no torch state is forked): on a laptop, N workers of one thread each use N cores without
+fighting over them (two torch processes of two threads each on two cores slow each other
+20-60x). Every run is an ordinary `run_experiment` into its ordinary folder, so a grid that is
+interrupted resumes where it stopped, finished runs are reused, and `--store` puts the results
+in the results store. On a cluster, submitit (`pip install submitit`) runs the same function as
+Slurm jobs: `executor = submitit.AutoExecutor(folder)`; `executor.map_array(run_one, names, profiles, seeds)`.
+
+The summary gives, per experiment, the mean over seeds of each final category fraction with its
+standard error, and the pooled rule-breaking share among legible samples with its Wilson interval.
+"""
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+
+from .analysis.categories import legible
+from .analysis.stats import mean_sem, wilson
+from .categorize import CATEGORIES
+from .experiments import check_seed, get_experiment, run_experiment
+from .specs import check_profile
+
+
+def _one_thread() -> None:
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    import torch
+    torch.set_num_threads(1)
+
+
+def run_one(name: str, profile: str, seed: int, store: bool = False) -> dict:
+    """One grid point: the run's metrics.json (trained, reused or restored), stored on request."""
+    _one_thread()
+    metrics = run_experiment(name, profile, seed, progress=False)
+    if store and "restored_from" not in metrics:
+        from .store import store_run
+        store_run(metrics["run_dir"])
+    return metrics
+
+
+def run_grid(names: list[str], profile: str, seeds: list[int], workers: int = 1, store: bool = False,
+             echo=print) -> list[dict]:
+    """Run every (name, seed) on `workers` processes; returns the metrics in grid order."""
+    check_profile(profile)
+    for name in names:
+        get_experiment(name)
+    for seed in seeds:
+        check_seed(seed)
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    grid = [(name, seed) for name in names for seed in seeds]
+    results: dict[tuple[str, int], dict] = {}
+    if workers == 1:
+        for name, seed in grid:
+            results[(name, seed)] = run_one(name, profile, seed, store)
+            echo(f"done {name} seed {seed}")
+    else:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_one_thread) as pool:
+            futures = {pool.submit(run_one, name, profile, seed, store): (name, seed) for name, seed in grid}
+            for future in as_completed(futures):
+                name, seed = futures[future]
+                results[(name, seed)] = future.result()
+                echo(f"done {name} seed {seed} ({len(results)}/{len(grid)})")
+    return [results[key] for key in grid]
+
+
+def summarise(metrics: list[dict]) -> list[dict]:
+    """Per experiment: seeds, each final category's mean and standard error over seeds, and the pooled
+    rule-breaking share among legible samples with its Wilson interval (counts from num_samples)."""
+    rows = []
+    for name in dict.fromkeys(m["experiment"] for m in metrics):
+        group = [m for m in metrics if m["experiment"] == name and m.get("final", {}).get("categories")]
+        if not group:
+            continue
+        row = {"experiment": name, "seeds": len(group)}
+        for c in CATEGORIES:
+            mean, se = mean_sem([m["final"]["categories"][c] for m in group])
+            row[c] = mean
+            row[f"{c} se"] = se
+        broken = legible_n = 0
+        for m in group:
+            n = get_experiment(name).config(m["profile"], m["seed"])["eval"]["num_samples"]
+            n_legible = round(legible(m["final"]) * n)
+            legible_n += n_legible
+            broken += round(m["final"]["categories"]["hallucination"] * n)
+        low, high = wilson(broken, legible_n) if legible_n else (math.nan, math.nan)
+        row.update({"broken among legible": broken / legible_n if legible_n else math.nan,
+                    "interval low": low, "interval high": high})
+        rows.append(row)
+    return rows
+
+
+def format_summary(rows: list[dict]) -> str:
+    """A markdown table of `summarise` rows."""
+    lines = ["| experiment | seeds | invalid | hallucination | in-dataset | extrapolation | broken among legible (95%) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cells = [f"{r[c]:.3f} ± {r[c + ' se']:.3f}" if r["seeds"] > 1 else f"{r[c]:.3f}" for c in CATEGORIES]
+        lines.append(f"| {r['experiment']} | {r['seeds']} | " + " | ".join(cells) +
+                     f" | {r['broken among legible']:.3f} ({r['interval low']:.3f}-{r['interval high']:.3f}) |")
+    return "\n".join(lines) + "\n"
