@@ -51,9 +51,25 @@ def results(tmp_path, monkeypatch) -> Path:
     return root
 
 
-def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ldrkit", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, **(env or {})}, timeout=300)
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """The command line, run in this process (`python -m ldrkit` is `ldrkit.__main__.main`): exit code and stderr."""
+    import contextlib
+    import io
+
+    from ldrkit.__main__ import main
+
+    out, err = io.StringIO(), io.StringIO()
+    cwd = os.getcwd()
+    try:
+        os.chdir(ROOT)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:  # argparse's own errors
+                code = exit_.code
+    finally:
+        os.chdir(cwd)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 # --- the store -----------------------------------------------------------------------------------
