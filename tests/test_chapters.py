@@ -51,3 +51,13 @@ def test_chapter_executes_with_the_smoke_profile(docname, smoke_book):
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert images, "a chapter shows at least one figure"
     assert len([c for c in nb.cells if c.cell_type == "code"]) == len([c for c in source.cells if c.cell_type == "code"])
+
+
+@pytest.mark.parametrize("docname", chapters(), ids=lambda d: Path(d).stem)
+def test_figure_cells_show_only_their_figure(docname):
+    """MyST-NB puts every display output of a figure cell inside the figure, under the figure's name: a table
+    displayed there becomes a second figure with a duplicate label (a warning that fails the -W build)."""
+    for cell in jupytext.read(ROOT / f"{docname}.md").cells:
+        if cell.cell_type == "code" and "figure" in cell.get("metadata", {}).get("mystnb", {}):
+            lines = [l.strip() for l in cell.source.splitlines() if l.strip() and not l.strip().startswith("#")]
+            assert not any(l.startswith(("display(", "table(")) for l in lines), (docname, cell.source[:200])
