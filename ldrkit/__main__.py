@@ -1,14 +1,16 @@
 """Command line.
 
     python -m ldrkit list
-    python -m ldrkit run NAME --profile {smoke,cpu,paper} [--seed S] [--out DIR]
+    python -m ldrkit run NAME --profile {smoke,cpu,paper} [--seed S] [--out DIR] [--fresh]
     python -m ldrkit ldr RUN_DIR [--method exact|estimate] [--probes K] [--n N]
+    python -m ldrkit coupling RUN_DIR [--n N] [--method exact|estimate] [--probes K]  (0 = product oracle, 1 = rule)
+    python -m ldrkit sweep NAME... [--profile cpu] [--seeds 0 1 2] [--workers N] [--store] [--out FILE]
     python -m ldrkit bench ldr [--json]
     python -m ldrkit bench train [NAME...] [--profile paper] [--steps 300] [--device cuda] [--out DIR]
     python -m ldrkit theory k-table [--json]
     python -m ldrkit chapter run book/NAME.md --out DIR [-p KEY VALUE ...]
     python -m ldrkit chapter batch book/NAME.md --out DIR --seeds 0 1 2 [-p KEY VALUE ...]
-    python -m ldrkit store NAME... [--profile cpu] [--seed S]      (keep finished runs in results/)
+    python -m ldrkit store NAME... [--profile cpu] [--seed S] [--keep-steps S...] [--drop-kept]  (keep runs in results/)
     python -m ldrkit reproduce [NAME...] [--profile cpu] [--out reproduce]  (retrain stored runs, compare)
 """
 from __future__ import annotations
@@ -60,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     probe.add_argument("--method", choices=("exact", "estimate"), default="exact")
     probe.add_argument("--probes", type=int, default=32, help="random probes per sample (estimate)")
     probe.add_argument("--n", type=int, default=None, help="noised inputs per level (default: the run's ldr_samples)")
+    cpl = sub.add_parser("coupling", help="coupling kappa of a run's last checkpoint beside its exact oracles "
+                                          "(0 = product of marginals, 1 = rule), at the five sqrt(alpha_bar) levels")
+    cpl.add_argument("run_dir")
+    cpl.add_argument("--n", type=int, default=16, help="noised inputs per level (default 16)")
+    cpl.add_argument("--method", choices=("exact", "estimate"), default="exact")
+    cpl.add_argument("--probes", type=int, default=32, help="shared random probes per input (estimate)")
     bench = sub.add_parser("bench", help="benchmarks")
     bench.add_argument("what", choices=("ldr", "train"))
     bench.add_argument("names", nargs="*", help="train: experiments to time (default: the image experiments)")
@@ -139,6 +147,14 @@ def _dispatch(args) -> int:
         _positive(args.probes, "--probes", 2)
         rows = ldr_over_training(Run(args.run_dir), method=args.method, probes=args.probes, n=args.n)
         print(format_table(rows))
+        return 0
+    if args.command == "coupling":
+        from .analysis.coupling_report import format_calibration_table, oracle_calibration
+        from .runs import Run
+        _positive(args.n, "--n", 2)
+        _positive(args.probes, "--probes", 2)
+        print(format_calibration_table(oracle_calibration(Run(args.run_dir), n=args.n, method=args.method,
+                                                          probes=args.probes)))
         return 0
     if args.command == "bench" and args.what == "train":
         from .bench_train import run_training_benchmark

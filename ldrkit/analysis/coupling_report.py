@@ -1,0 +1,142 @@
+"""The coupling score kappa (`ldrkit.coupling`) of a run's network beside its exact oracles, cached in the run.
+
+kappa places a denoiser's cross-region coupling (the Jacobian block from the rest of the signal into the run's
+`eval.ldr_position` cell) on the ruler whose 0 is the product-of-marginals oracle and whose 1 is the rule oracle,
+on the same noised training inputs. Unlike the LDR it is the same for the eps and the x0 output.
+
+- `coupling_over_training`: the network's and the memoriser's kappa per level for every checkpoint (cached in
+  RUN/coupling_over_training.json);
+- `oracle_calibration`: kappa of the rule (1), the product (0), the memoriser, the optimal linear denoiser of
+  the training data and the network at one checkpoint (cached in RUN/coupling_calibration.json), with
+  `calibrated` stating that the rule and the product came out at 1 and 0 within `CALIBRATION_TOL`;
+- `format_calibration_table`: the plain-text table the CLI prints.
+"""
+from __future__ import annotations
+
+from .. import ldr as ldr_probe
+from ..coupling import SEPARABLE_MIN_SIGNAL, LinearGaussianDenoiser, coupling_table
+from ..runs import Run
+from ..yardsticks import build_oracle
+
+CALIBRATION_TOL = 1e-5  # |kappa(rule) - 1| and |kappa(product)| at most this (float round-off) at separable levels
+NETWORK = "network"
+CALIBRATION_ORDER = ("rule", "product", "memoriser", "linear", NETWORK)
+
+
+def _setup_parts(run: Run):
+    setup = run.setup
+    region = setup.renderer.region(run.config["eval"]["ldr_position"])
+    return setup, region
+
+
+def _check(method: str, n: int, probes: int) -> None:
+    if method not in ldr_probe.METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {ldr_probe.METHODS}")
+    if n < 2 or (method == "estimate" and probes < 2):
+        raise ValueError(f"kappa needs n >= 2 noised inputs (for its s.e.) and >= 2 probes for the estimator, "
+                         f"got n={n}, probes={probes}")
+
+
+def coupling_over_training(run: Run, n: int = 16, seed: int = 0, levels=ldr_probe.LEVELS, method: str = "exact",
+                           probes: int = 32) -> list[dict]:
+    """kappa of every checkpoint's network and of the memoriser, per sqrt(alpha_bar) level, on the same inputs.
+
+    One row per checkpoint (and per cached step of a restored run), in step order:
+    {"step", "method", "probes", "n", "network": {level: result}, "memoriser": {level: result}}, each result
+    as `ldrkit.coupling.coupling` returns it (value None with a reason where the level is not separable).
+    The memoriser is the same at every step (same inputs, same probes): it is the fixed control beside the
+    network's trend. Cached in RUN/coupling_over_training.json under n, seed, levels, method and probes.
+    """
+    run = Run(run) if not isinstance(run, Run) else run
+    _check(method, n, probes)
+    probes = int(probes) if method == "estimate" else None
+    setup, region = _setup_parts(run)
+    oracles: dict = {}
+
+    def compute(model, _step: int) -> dict:
+        if not oracles:
+            oracles.update({w: build_oracle(setup, w) for w in ("rule", "product", "memoriser")})
+        table = coupling_table({NETWORK: model, "memoriser": oracles["memoriser"]}, oracles["rule"],
+                               oracles["product"], setup.schedule, region, setup.train_data, levels, n, seed,
+                               method, probes or 32)
+        return table
+
+    params = {"n": n, "seed": seed, "levels": list(levels), "method": method, "probes": probes}
+    rows = run.cached("coupling_over_training", params, None, compute)
+    return [{"step": r["step"], "method": method, "probes": probes, "n": n,
+             **{k: v for k, v in r.items() if k != "step"}} for r in rows]
+
+
+def oracle_calibration(run: Run, n: int = 16, seed: int = 0, levels=ldr_probe.LEVELS, method: str = "exact",
+                       probes: int = 32, step: int | None = None) -> dict:
+    """kappa of the rule, product, memoriser, linear (Wiener) denoiser and network on the same inputs.
+
+    Returns {"step", "method", "probes", "n", "kappa": {name: {level: result}}, "calibrated": bool}. The rule's 1
+    and the product's 0 are computed through the same code as the others, not assumed: `calibrated` is True when
+    at every separable level they come out within CALIBRATION_TOL (None: no level is separable). The linear denoiser is
+    `LinearGaussianDenoiser(run.setup.train_data, ...)`, the best affine denoiser of the training set: its
+    coupling is that of the training covariance only. Cached in RUN/coupling_calibration.json for the
+    checkpoint `step` (default the last).
+    """
+    run = Run(run) if not isinstance(run, Run) else run
+    _check(method, n, probes)
+    probes = int(probes) if method == "estimate" else None
+    setup, region = _setup_parts(run)
+    if step is None and not run.steps():
+        raise FileNotFoundError(f"no checkpoints in {run.path}")
+    step = run.steps()[-1] if step is None else int(step)
+
+    def compute(model, _step: int) -> dict:
+        rule, product = build_oracle(setup, "rule"), build_oracle(setup, "product")
+        models = {"rule": rule, "product": product, "memoriser": build_oracle(setup, "memoriser"),
+                  "linear": LinearGaussianDenoiser(setup.train_data, setup.schedule), NETWORK: model}
+        return {"kappa": coupling_table(models, rule, product, setup.schedule, region, setup.train_data, levels, n,
+                                        seed, method, probes or 32)}
+
+    params = {"n": n, "seed": seed, "levels": list(levels), "method": method, "probes": probes}
+    row = run.cached("coupling_calibration", params, [step], compute)[0]
+    return {"step": step, "method": method, "probes": probes, "n": n, "kappa": row["kappa"],
+            "calibrated": is_calibrated(row["kappa"])}
+
+
+def is_calibrated(kappa: dict, tol: float = CALIBRATION_TOL) -> bool | None:
+    """True when kappa(rule) = 1 and kappa(product) = 0 within tol at every separable level; None when no level
+    is separable (nothing to check)."""
+    levels = [lv for lv, r in kappa["rule"].items() if r["separable"]]
+    if not levels:
+        return None
+    return all(abs(kappa["rule"][lv]["value"] - 1) <= tol and abs(kappa["product"][lv]["value"]) <= tol
+                                for lv in levels)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.1e}"
+
+
+def format_calibration_table(calibration: dict) -> str:
+    """Plain text: one line per denoiser, one column per level, kappa +- s.e. or 'n.s.' (not separable).
+
+    Below them the rule signal and each denoiser's `energy` (its cross-region coupling beyond the product's,
+    in units of the rule's: near 0 for a local or collapsed denoiser, large for one with coupling of its own).
+    """
+    kappa = calibration["kappa"]
+    names = [k for k in CALIBRATION_ORDER if k in kappa] + [k for k in kappa if k not in CALIBRATION_ORDER]
+    levels = list(next(iter(kappa.values())).keys())
+    lines = [["denoiser"] + [f"kappa@{lv}" for lv in levels]]
+    for name in names:
+        cells = [name]
+        for lv in levels:
+            r = kappa[name][lv]
+            cells.append("n.s." if r["value"] is None else f"{r['value']:.3f}±{r['se']:.3f}")
+        lines.append(cells)
+    lines.append(["rule signal"] + [f"{kappa['rule'][lv]['signal']:.1e}" for lv in levels])
+    for name in names:
+        if name not in ("rule", "product"):
+            lines.append([f"{name} energy"] + [_fmt(kappa[name][lv].get("energy")) if kappa[name][lv]["separable"]
+                                               else "n.s." for lv in levels])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    title = (f"coupling kappa (0 = product oracle, 1 = rule oracle; step {calibration['step']}, {calibration['method']}"
+             + (f", {calibration['probes']} probes" if calibration.get("probes") else "")
+             + f", n={calibration['n']}; n.s. = not separable: rule signal below {SEPARABLE_MIN_SIGNAL:g})")
+    body = ["  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in lines]
+    return "\n".join([title, body[0], "  ".join("-" * w for w in widths), *body[1:]])

@@ -1,0 +1,168 @@
+"""The coupling score kappa (ldrkit.coupling): calibrated by the exact oracles on the same inputs.
+
+Every bound below is exact mathematics: kappa(rule) = 1 and kappa(product) = 0 by construction, a mixture
+a rule + (1 - a) product has kappa = a (the Jacobian is linear in the output), the optimal linear denoiser of
+parity's valid sequences has no cross-region coupling (pairwise-independent symbols), the x0 output's cross
+block is the eps output's times a constant, and the probe estimate is unbiased (agrees within its s.e.).
+"""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from ldrkit import coupling as C
+from ldrkit import ldr as L
+from ldrkit.setups import Setup
+from ldrkit.yardsticks import build_oracle
+
+TOL = 1e-6
+SCHEDULE = {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02}
+
+
+def setup_for(length, render=None):
+    return Setup.from_config({"grammar": {"name": "parity", "length": length},
+                              "split": {"train_fraction": 0.5, "seed": 0},
+                              "render": render or {"type": "scalar"}, "schedule": SCHEDULE})
+
+
+class Mix(nn.Module):
+    def __init__(self, a, f, g):
+        super().__init__()
+        self.a, self.f, self.g = a, f, g
+
+    def forward(self, x, t):
+        return self.a * self.f(x, t) + (1 - self.a) * self.g(x, t)
+
+
+@pytest.fixture(scope="module")
+def parity4():
+    s = setup_for(4)
+    return s, {w: build_oracle(s, w) for w in ("rule", "product", "memoriser")}, s.renderer.region(1)
+
+
+def separable(table):
+    levels = [lv for lv, r in table.items() if r["separable"]]
+    assert levels, "no separable level: the test would check nothing"
+    return levels
+
+
+@pytest.mark.parametrize("method", ["exact", "estimate"])
+def test_oracles_calibrate_and_mixture_is_linear(parity4, method):
+    s, o, region = parity4
+    models = {"rule": o["rule"], "product": o["product"], "mix": Mix(0.3, o["rule"], o["product"])}
+    tab = C.coupling_table(models, o["rule"], o["product"], s.schedule, region, s.train_data, n=8, method=method,
+                           probes=4)
+    for lv in separable(tab["rule"]):
+        assert abs(tab["rule"][lv]["value"] - 1) < TOL and abs(tab["rule"][lv]["explained"] - 1) < TOL
+        assert abs(tab["product"][lv]["value"]) < TOL and tab["product"][lv]["energy"] < TOL
+        assert abs(tab["mix"][lv]["value"] - 0.3) < TOL
+    # high noise for parity: every other cell's evidence enters as a product, the oracles coincide
+    assert tab["rule"]["0.1"]["value"] is None and not tab["rule"]["0.1"]["separable"]
+    assert "signal" in tab["rule"]["0.1"]["reason"] and tab["rule"]["0.1"]["signal"] < C.SEPARABLE_MIN_SIGNAL
+
+
+def test_product_cross_block_is_zero_and_x0_gives_the_same_kappa(parity4):
+    s, o, region = parity4
+    t = s.schedule.timestep_for(0.7)
+    x = L.noised_inputs(s.train_data, s.schedule, t, 6, torch.Generator().manual_seed(1))
+    rows = {w: L.jacobian_rows(m, x, t, region) for w, m in o.items()}
+    assert rows["product"][:, :, ~region].abs().max() == 0  # the posterior factorises over cells
+    eps = C.kappa_from_rows(rows["memoriser"], rows["rule"], rows["product"], region)
+    a = float(s.schedule.sqrt_alpha_bar(t))
+    x0 = {w: L.output_rows(r, region, a, "x0") for w, r in rows.items()}
+    via_x0 = C.kappa_from_rows(x0["memoriser"], x0["rule"], x0["product"], region)
+    assert eps["separable"] and via_x0["value"] == pytest.approx(eps["value"], rel=1e-4, abs=1e-6)
+    assert via_x0["energy"] == pytest.approx(eps["energy"], rel=1e-4)
+    single = C.coupling(o["memoriser"], o["rule"], o["product"], s.schedule, region, x, t)
+    assert single["value"] == pytest.approx(eps["value"], rel=1e-6)
+
+
+def test_linear_denoiser_formula_and_parity_has_no_linear_coupling():
+    s = setup_for(5)
+    support = s.renderer.render(s.grammar.enumerate())
+    lin = C.LinearGaussianDenoiser(support, s.schedule)
+    t = s.schedule.timestep_for(0.6)
+    x = torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
+    abar = float(s.schedule.alphas_cumprod[t])
+    mu, cov = support.mean(0), torch.cov(support.T, correction=0)
+    gain = math.sqrt(abar) * cov @ torch.linalg.inv(abar * cov + (1 - abar) * torch.eye(5))
+    x0 = mu + (gain @ (x - math.sqrt(abar) * mu).T).T
+    eps = lin(x, torch.full((3,), t))
+    assert torch.allclose(eps, (x - math.sqrt(abar) * x0) / math.sqrt(1 - abar), atol=1e-5)
+    rule, product = build_oracle(s, "rule"), build_oracle(s, "product")
+    region = s.renderer.region(2)
+    tab = C.coupling_table({"linear": lin}, rule, product, s.schedule, region, s.train_data, n=8)
+    for lv in separable(tab["linear"]):
+        assert abs(tab["linear"][lv]["value"]) < 1e-5  # cross covariance of parity's symbols is 0
+
+
+def test_estimate_agrees_with_exact_within_its_se():
+    s = setup_for(4, {"type": "embedding", "dim": 3})  # a region of 3 elements: probes are not exact
+    o = {w: build_oracle(s, w) for w in ("rule", "product", "memoriser")}
+    region = s.renderer.region(1)
+    kw = dict(levels=(0.9,), n=8)
+    exact = C.coupling_levels(o["memoriser"], o["rule"], o["product"], s.schedule, region, s.train_data, **kw)["0.9"]
+    est = C.coupling_levels(o["memoriser"], o["rule"], o["product"], s.schedule, region, s.train_data,
+                            method="estimate", probes=4, **kw)["0.9"]
+    assert exact["separable"] and est["separable"] and est["se"] > 0
+    assert abs(est["value"] - exact["value"]) < 3 * est["se"]
+    assert est["probes"] == 4 and exact["probes"] is None
+
+
+def test_glyph_images_calibrate_with_shared_probes(monkeypatch):
+    s = setup_for(4, {"type": "glyph", "cell": 8})
+    o = {w: build_oracle(s, w) for w in ("rule", "product")}
+    # small glyph images separate weakly; the calibration is exact anyway
+    monkeypatch.setattr(C, "SEPARABLE_MIN_SIGNAL", 1e-6)
+    models = {"rule": o["rule"], "product": o["product"], "mix": Mix(0.7, o["rule"], o["product"])}
+    tab = C.coupling_table(models, o["rule"], o["product"], s.schedule, s.renderer.region(2), s.train_data,
+                           levels=(0.4,), n=3, method="estimate", probes=4)
+    assert tab["rule"]["0.4"]["separable"]
+    assert tab["rule"]["0.4"]["value"] == pytest.approx(1, abs=TOL)
+    assert tab["product"]["0.4"]["value"] == pytest.approx(0, abs=TOL)
+    assert tab["mix"]["0.4"]["value"] == pytest.approx(0.7, abs=1e-5)
+
+
+def test_bad_arguments(parity4):
+    s, o, region = parity4
+    x = L.noised_inputs(s.train_data, s.schedule, 500, 2, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="method"):
+        C.coupling(o["memoriser"], o["rule"], o["product"], s.schedule, region, x, 500, method="nope")
+    with pytest.raises(ValueError, match="probes"):
+        C.coupling(o["memoriser"], o["rule"], o["product"], s.schedule, region, x, 500, method="estimate", probes=1)
+    with pytest.raises(ValueError, match="whole signal"):
+        C.coupling(o["memoriser"], o["rule"], o["product"], s.schedule, torch.ones(4, dtype=torch.bool), x, 500)
+
+
+def test_coupling_over_training_cached_and_calibration(tmp_path, monkeypatch):
+    from ldrkit.analysis import coupling_report as R
+    from ldrkit.pipeline import run_training
+    from ldrkit.runs import Run
+    config = {
+        "grammar": {"name": "parity", "length": 4}, "split": {"train_fraction": 0.5, "seed": 0},
+        "render": {"type": "scalar"}, "schedule": SCHEDULE,
+        "model": {"type": "mlp", "hidden": 16, "depth": 2},
+        "train": {"steps": 2, "batch_size": 8, "lr": 1e-3, "eval_every": 2, "seed": 0},
+        "eval": {"num_samples": 4, "sample_steps": 2, "ldr_samples": 3, "ldr_position": 1},
+    }
+    run_training(config, tmp_path, progress=False)
+    run = Run(tmp_path)
+    rows = R.coupling_over_training(run, n=4, levels=(0.1, 0.7))
+    assert [r["step"] for r in rows] == [0, 2]
+    assert rows[0]["network"]["0.1"]["value"] is None and rows[0]["network"]["0.7"]["separable"]
+    assert rows[0]["memoriser"] == rows[1]["memoriser"]  # the fixed control: same inputs at every step
+    calls = []
+    real = R.coupling_table
+    monkeypatch.setattr(R, "coupling_table", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert R.coupling_over_training(run, n=4, levels=(0.1, 0.7)) == rows and not calls
+    cal = R.oracle_calibration(run, n=4, levels=(0.1, 0.7))
+    assert cal["calibrated"] is True and set(cal["kappa"]) == {"rule", "product", "memoriser", "linear", "network"}
+    assert len(calls) == 1
+    R.oracle_calibration(run, n=4, levels=(0.1, 0.7))
+    assert len(calls) == 1  # cached
+    table = R.format_calibration_table(cal)
+    assert "n.s." in table and "1.000" in table and len(table.splitlines()) == 3 + 6 + 3
+    assert R.oracle_calibration(run, n=4, levels=(0.1,))["calibrated"] is None  # nothing separable to check
+    with pytest.raises(ValueError):
+        R.coupling_over_training(run, n=1)
