@@ -24,7 +24,7 @@ book/%.ipynb: book/%.md | $(VENV)/.installed
 	$(VENV)/bin/jupytext --to ipynb --update --output $@ $<  # --update keeps the cell ids: small diffs
 
 test: $(VENV)/.installed  ## unit tests, phenomenon tests and every chapter at the smoke profile
-	$(PY) -m pytest -n 2 --dist worksteal  # two workers, one per core, an idle one takes tests queued on the other; the smoke build of the book runs beside them (tests/conftest.py)
+	$(PY) -m pytest -n 2 --dist worksteal --durations=25  # two workers, one per core, an idle one takes tests queued on the other; the smoke build of the book runs beside them (tests/conftest.py)
 
 reproduce: $(VENV)/.installed  ## retrain every stored cpu run from scratch; reproduce/reproduce.md compares
 	$(PY) -m ldrkit reproduce --profile cpu --out reproduce

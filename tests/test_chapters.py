@@ -61,3 +61,13 @@ def test_figure_cells_show_only_their_figure(docname):
         if cell.cell_type == "code" and "figure" in cell.get("metadata", {}).get("mystnb", {}):
             lines = [l.strip() for l in cell.source.splitlines() if l.strip() and not l.strip().startswith("#")]
             assert not any(l.startswith(("display(", "table(")) for l in lines), (docname, cell.source[:200])
+
+
+@pytest.mark.parametrize("docname", chapters(), ids=lambda d: Path(d).stem)
+def test_figure_captions_name_the_paper(docname):
+    """Every numbered figure says which figure or section of the paper it makes (or that the paper has none);
+    the website test checks the same on the built pages, this one without a build."""
+    for cell in jupytext.read(ROOT / f"{docname}.md").cells:
+        figure = cell.get("metadata", {}).get("mystnb", {}).get("figure") if cell.cell_type == "code" else None
+        if figure:
+            assert "paper" in figure.get("caption", "").lower(), (docname, figure.get("name"))
