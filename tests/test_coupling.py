@@ -166,3 +166,78 @@ def test_coupling_over_training_cached_and_calibration(tmp_path, monkeypatch):
     assert R.oracle_calibration(run, n=4, levels=(0.1,))["calibrated"] is None  # nothing separable to check
     with pytest.raises(ValueError):
         R.coupling_over_training(run, n=1)
+
+
+def _fake(values: dict, rule_signal=0.1) -> dict:
+    """A calibration dict as `oracle_calibration` returns it: values {name: {level: (kappa, se) or None}}."""
+    def res(v):
+        sep = v is not None
+        return {"value": v[0] if sep else None, "se": v[1] if sep else None, "signal": rule_signal if sep else 1e-6,
+                "separable": sep, "energy": 0.5 if sep else None}
+    return {"step": 7, "method": "exact", "probes": None, "n": 8,
+            "kappa": {name: {lv: res(v) for lv, v in per.items()} for name, per in values.items()}}
+
+
+def _ruler(network: dict) -> dict:
+    levels = list(network)
+    on = {lv: network[lv] is not None for lv in levels}
+    return _fake({"rule": {lv: (1.0, 0.0) if on[lv] else None for lv in levels},
+                  "product": {lv: (0.0, 0.0) if on[lv] else None for lv in levels},
+                  "memoriser": {lv: (0.6, 0.1) if on[lv] else None for lv in levels}, "network": network})
+
+
+def test_calibration_rows_one_per_level():
+    from ldrkit.analysis import coupling_report as R
+    rows = R.calibration_rows(_ruler({"0.5": None, "0.9": (0.1234, 0.0456)}))
+    assert [r["√ᾱ"] for r in rows] == ["0.5", "0.9"]
+    assert rows[0]["network"] == "n.s." and rows[0]["network energy"] is None and rows[0]["rule signal"] == "1.0e-06"
+    assert rows[1]["network"] == "0.123 ± 0.046" and rows[1]["rule"] == "1.000 ± 0.000"
+    assert rows[1]["memoriser energy"] == 0.5 and list(rows[1])[2:4] == ["rule", "product"]
+
+
+@pytest.mark.parametrize("network, text, sides", [
+    ({"0.5": None, "0.8": (0.1, 0.1), "0.9": (0.0, 0.01)}, "closer to the product than to the rule", ["product"] * 2),
+    ({"0.8": (0.9, 0.1), "0.9": (0.7, 0.05)}, "closer to the rule than to the product", ["rule"] * 2),
+    ({"0.8": (0.1, 0.01), "0.9": (0.4, 0.1)}, "not on one side", ["product", "undecided"]),
+    ({"0.8": (0.1, 0.01), "0.9": (0.9, 0.1)}, "not on one side", ["product", "rule"]),
+    ({"0.5": None, "0.7": None}, "not separable at any level", []),
+])
+def test_coupling_verdict(network, text, sides):
+    from ldrkit.analysis import coupling_report as R
+    v = R.coupling_verdict(_ruler(network))
+    assert v["text"].startswith(text) and list(v["sides"].values()) == sides
+    if sides:
+        sep = [x for x in network.values() if x]
+        assert v["at_most"] == pytest.approx(max(k + R.VERDICT_SE * se for k, se in sep))
+        assert v["max_kappa"] == pytest.approx(max(k for k, _ in sep))
+    else:
+        assert math.isnan(v["at_most"]) and math.isnan(v["max_kappa"]) and v["levels"] == []
+    # the threshold is the constant: kappa 0.25 +- 0.1 is on the product side at 2 s.e., undecided at 3
+    one = _ruler({"0.9": (0.25, 0.1)})
+    assert R.coupling_verdict(one)["sides"]["0.9"] == "product"
+    assert R.coupling_verdict(one, n_se=3)["sides"]["0.9"] == "undecided"
+
+
+def test_plot_calibration_draws_separable_levels_only():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from ldrkit.analysis import coupling_report as R
+    fig, ax = plt.subplots()
+    R.plot_calibration(_ruler({"0.5": None, "0.8": (0.1, 0.1), "0.9": (0.0, 0.01)}), ax)
+    labels = ax.get_legend_handles_labels()[1]
+    assert set(labels) == {"network", "memoriser", "product oracle (0)", "rule oracle (1)"}  # no linear: not given
+    assert len(ax.patches) == 1  # the one level that is not separable, shaded
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.5", "0.8", "0.9"]
+    plt.close(fig)
+
+
+def test_network_is_on_the_products_side_on_the_stored_cpu_run():
+    """The chapter's verdict on the stored parity-mlp-L16 cpu run (few inputs, two levels: cheap, exact rows)."""
+    from ldrkit.analysis import coupling_report as R
+    from ldrkit.experiments import get_run
+    cal = R.oracle_calibration(get_run("parity-mlp-L16", "cpu", 0, progress=False), n=8, levels=(0.85, 0.9))
+    assert cal["calibrated"] is True
+    v = R.coupling_verdict(cal)
+    assert v["levels"] == ["0.85", "0.9"] and v["text"].startswith("closer to the product than to the rule")
+    assert v["at_most"] < R.VERDICT_MIDPOINT

@@ -9,7 +9,10 @@ on the same noised training inputs. Unlike the LDR it is the same for the eps an
 - `oracle_calibration`: kappa of the rule (1), the product (0), the memoriser, the optimal linear denoiser of
   the training data and the network at one checkpoint (cached in RUN/coupling_calibration.json), with
   `calibrated` stating that the rule and the product came out at 1 and 0 within `CALIBRATION_TOL`;
-- `format_calibration_table`: the plain-text table the CLI prints.
+- `format_calibration_table`: the plain-text table the CLI prints; `calibration_rows`: the same numbers as rows
+  (one per level) for `ldrkit.analysis.tables.table`; `plot_calibration`: kappa +- s.e. per level on the ruler;
+- `coupling_verdict`: which end of the ruler a denoiser is closer to at every separable level, and the most of the
+  rule's coupling it can carry there (kappa + `VERDICT_SE` s.e.); thresholds `VERDICT_MIDPOINT`, `VERDICT_SE`.
 """
 from __future__ import annotations
 
@@ -21,6 +24,9 @@ from ..yardsticks import build_oracle
 CALIBRATION_TOL = 1e-5  # |kappa(rule) - 1| and |kappa(product)| at most this (float round-off) at separable levels
 NETWORK = "network"
 CALIBRATION_ORDER = ("rule", "product", "memoriser", "linear", NETWORK)
+VERDICT_MIDPOINT = 0.5  # kappa below (above) this, by VERDICT_SE s.e., is "closer to the product (rule)" at a level
+VERDICT_SE = 2.0        # standard errors between kappa and the midpoint for a side; kappa + this many s.e. is "at most"
+PLOT_ORDER = (NETWORK, "memoriser", "linear")  # the denoisers `plot_calibration` places on the ruler by default
 
 
 def _setup_parts(run: Run):
@@ -140,3 +146,86 @@ def format_calibration_table(calibration: dict) -> str:
              + f", n={calibration['n']}; n.s. = not separable: rule signal below {SEPARABLE_MIN_SIGNAL:g})")
     body = ["  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in lines]
     return "\n".join([title, body[0], "  ".join("-" * w for w in widths), *body[1:]])
+
+
+def _names(kappa: dict) -> list[str]:
+    return [k for k in CALIBRATION_ORDER if k in kappa] + [k for k in kappa if k not in CALIBRATION_ORDER]
+
+
+def _cell(result: dict, digits: int) -> str:
+    if result["value"] is None:
+        return "n.s."
+    return f"{result['value']:.{digits}f} ± {result['se']:.{digits}f}"
+
+
+def calibration_rows(calibration: dict, digits: int = 3, energies=("memoriser", NETWORK)) -> list[dict]:
+    """The calibration as table rows, one per sqrt(alpha_bar) level (for `ldrkit.analysis.tables.table`).
+
+    Columns: "√ᾱ", "rule signal" (a string in scientific notation: it spans many decades), then per denoiser kappa
+    as "value ± s.e." ("n.s." where the level is not separable), then "NAME energy" for each of `energies` present
+    (its own cross-region coupling beyond the product's, in the rule's units; None where not separable).
+    """
+    kappa = calibration["kappa"]
+    rows = []
+    for lv in kappa["rule"]:
+        row = {"√ᾱ": lv, "rule signal": f"{kappa['rule'][lv]['signal']:.1e}"}
+        row.update({name: _cell(kappa[name][lv], digits) for name in _names(kappa)})
+        for name in (e for e in energies if e in kappa):
+            row[f"{name} energy"] = kappa[name][lv]["energy"] if kappa[name][lv]["separable"] else None
+        rows.append(row)
+    return rows
+
+
+def coupling_verdict(calibration: dict, name: str = NETWORK, midpoint: float = VERDICT_MIDPOINT,
+                     n_se: float = VERDICT_SE) -> dict:
+    """Which end of the ruler `name` is closer to at the separable levels, and how much coupling it can carry.
+
+    Per separable level the side is "product" when kappa + n_se s.e. < midpoint, "rule" when kappa - n_se s.e. >
+    midpoint, else "undecided". Returns {"levels": separable levels, "sides": {level: side}, "at_most": the largest
+    kappa + n_se s.e. over those levels (NaN when none), "max_kappa" (NaN when none), "text": a phrase}, the phrase
+    "closer to the product than to the rule at every separable level" (or the rule's mirror), "not on one side
+    of the ruler's midpoint at every separable level" when the sides differ or are undecided, or "not separable
+    at any level".
+    """
+    results = calibration["kappa"][name]
+    levels = [lv for lv, r in results.items() if r["separable"]]
+    sides = {}
+    for lv in levels:
+        value, se = results[lv]["value"], results[lv]["se"] or 0.0
+        sides[lv] = ("product" if value + n_se * se < midpoint else "rule" if value - n_se * se > midpoint
+                     else "undecided")
+    nan = float("nan")
+    at_most = max((results[lv]["value"] + n_se * (results[lv]["se"] or 0.0) for lv in levels), default=nan)
+    max_kappa = max((results[lv]["value"] for lv in levels), default=nan)
+    if not levels:
+        text = "not separable at any level"
+    elif set(sides.values()) == {"product"}:
+        text = "closer to the product than to the rule at every separable level"
+    elif set(sides.values()) == {"rule"}:
+        text = "closer to the rule than to the product at every separable level"
+    else:
+        text = "not on one side of the ruler's midpoint at every separable level"
+    return {"levels": levels, "sides": sides, "at_most": at_most, "max_kappa": max_kappa, "text": text}
+
+
+def plot_calibration(calibration: dict, ax, names=PLOT_ORDER) -> None:
+    """kappa +- s.e. per separable level for `names` on the ruler, with grey lines at 0 (product, dotted) and 1
+    (rule, dashed); levels that are not separable are shaded grey and carry no point."""
+    kappa = calibration["kappa"]
+    levels = list(kappa["rule"])
+    x = range(len(levels))
+    for i, lv in enumerate(levels):
+        if not kappa["rule"][lv]["separable"]:
+            ax.axvspan(i - 0.5, i + 0.5, color="0.9", zorder=0)
+    for j, name in enumerate(n for n in names if n in kappa):
+        pts = [(i + 0.08 * (j - 1), kappa[name][lv]["value"], kappa[name][lv]["se"])
+               for i, lv in zip(x, levels) if kappa[name][lv]["separable"]]
+        if pts:
+            xs, ys, es = zip(*pts)
+            ax.errorbar(xs, ys, yerr=es, fmt="o-", capsize=3, label=name)
+    ax.axhline(0, color="0.3", ls=":", lw=1.2, label="product oracle (0)")
+    ax.axhline(1, color="0.3", ls="--", lw=1.2, label="rule oracle (1)")
+    ax.set_xticks(list(x), levels)
+    ax.set_xlim(-0.5, len(levels) - 0.5)
+    ax.set_xlabel("√ᾱ (grey: not separable)")
+    ax.set_ylabel("coupling score κ")
