@@ -114,7 +114,7 @@ def test_evaluation_wrapper_keeps_cpu_models_as_they_are():
     assert torch.equal(g, torch.full((2, 3), 2.0))
 
 
-@pytest.mark.long(seconds=35)
+@pytest.mark.long(seconds=15)
 def test_accelerate_launch_one_cpu_process(tmp_path):
     """`accelerate launch -m ldrkit run` trains the same run as the plain loop (smoke profile, about 15 s)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.long(seconds=60)
+@pytest.mark.long(seconds=50)
 def test_chapter_batch_injects_parameters_and_summarises_across_seeds(tmp_path):
     out = subprocess.run([sys.executable, "-m", "ldrkit", "chapter", "batch", str(ROOT / "book" / "parity-mlp.md"),
                           "--out", str(tmp_path), "--seeds", "0", "1", "-p", "profile", "smoke"],

@@ -15,6 +15,7 @@ def run(which, tmp_path):
                           overrides={"eval": {"num_samples": N, "sample_steps": 200}})["final"]["categories"]
 
 
+@pytest.mark.long(seconds=50)
 def test_the_rule_oracle_never_breaks_the_rule(tmp_path):
     c = run("rule", tmp_path)
     assert c["invalid"] == 0 and c["hallucination"] == 0
