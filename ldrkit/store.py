@@ -113,8 +113,10 @@ def store_run(run_dir: Path | str, root: Path | None = None, samples_per_step: i
     if (run.path / "samples.pt").exists():  # oracle runs keep their samples in one file
         shutil.copy2(run.path / "samples.pt", tmp / "samples.pt")
     provenance = {"experiment": name, "profile": profile, "seed": seed, "config_hash": metrics["config_hash"],
-                  # The code that trained it (recorded in metrics.json since the store exists), else the storing code.
-                  "code": metrics.get("code") or {**code_version(), "note": "code at storing time"},
+                  # The code that trained it (recorded in metrics.json since the store exists), else what the
+                  # stored run of this spec said, else the storing code.
+                  "code": metrics.get("code") or (old.get("code") if old.get("config_hash") == current else None)
+                  or {**code_version(), "note": "code at storing time"},
                   "stored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "wall_seconds": metrics.get("wall_seconds"), "checkpoint_steps": sorted(wanted),
                   "samples_per_step": samples_per_step, "files": _digests(tmp)}
