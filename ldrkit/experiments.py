@@ -23,6 +23,7 @@ from .runs import ConfigMismatchError, Run
 from .specs import (EXPERIMENTS, PROFILES, Experiment, UnknownNameError, check_profile, get_experiment,  # noqa: F401
                     merge, resolve_profile, spec_hash)
 from .stairs import run_stairs
+from .train import is_main_process
 from .store import code_version, compare_table, find_stored, restore_run, stale_stored, stored_dir, stored_runs
 
 MAX_SEED = 2**31 - 1
@@ -79,9 +80,9 @@ def run_experiment(name: str, profile: str, seed: int = 0, out: Path | str | Non
         raise RunFolderError(f"--out {out} is a file, not a folder")
     run = Run(out)
     digest = spec_hash(config)
-    main = os.environ.get("RANK", "0") == "0"  # under `accelerate launch` only rank 0 touches the folder
+    main = is_main_process()  # under `accelerate launch` only rank 0 touches the folder
     if run.is_finished() and run.hash == digest and not fresh:
-        return run.metrics
+        return run.found_metrics()
     if not main:
         return _run_and_record(experiment, name, profile, seed, config, run, progress)
     try:
@@ -116,7 +117,7 @@ def _run_and_record(experiment, name, profile, seed, config, run: Run, progress:
     if body.get("evaluations"):
         # A resumed run counts the time already spent before the interruption.
         metrics["wall_seconds"] = round(max(metrics["wall_seconds"], body["evaluations"][-1].get("elapsed_seconds", 0)), 2)
-    if os.environ.get("RANK", "0") == "0":
+    if is_main_process():
         run.write_metrics(metrics)
     return metrics
 

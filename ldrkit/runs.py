@@ -9,6 +9,7 @@ A run folder holds
 - resume.safetensors: raw weights, optimizer, data RNG (and weight average) at the last evaluation;
 - samples/step_STEP.npy: the generated samples of each evaluation (samples.pt for oracle runs);
 - launches.jsonl: one line per start of the training loop;
+- restored_from.txt: the stored run a restored folder was copied from (the store never copies it back);
 - NAME.json: analysis caches (`Run.cached`), one per analysis, keyed by its parameters and by the
   digest of the checkpoint it was computed from;
 - .lock: held by the process that writes the folder (`Run.lock`).
@@ -29,8 +30,9 @@ from .files import (FolderLock, RunFolderError, atomic_write, file_digest, read_
 from .setups import Setup
 from .specs import spec_hash
 
-CONFIG, METRICS, RECORDS, RESUME, MANIFEST, LAUNCHES = (
-    "config.json", "metrics.json", "metrics.jsonl", "resume.safetensors", "checkpoints.json", "launches.jsonl")
+CONFIG, METRICS, RECORDS, RESUME, MANIFEST, LAUNCHES, RESTORED = (
+    "config.json", "metrics.json", "metrics.jsonl", "resume.safetensors", "checkpoints.json", "launches.jsonl",
+    "restored_from.txt")
 
 
 class ConfigMismatchError(RuntimeError):
@@ -189,6 +191,21 @@ class Run:
     def final(self) -> dict:
         return self.metrics["final"]
 
+    def found_metrics(self) -> dict:
+        """metrics.json as a reader finds it here: run_dir is this folder, and a restored run says where from."""
+        restored = self.restored_from
+        return {**self.metrics, "run_dir": str(self.path), **({"restored_from": restored} if restored else {})}
+
+    @property
+    def restored_from(self) -> str | None:
+        """The stored run this folder was restored from (None for a run trained here)."""
+        path = self.path / RESTORED
+        return path.read_text().strip() if path.exists() else None
+
+    def mark_restored(self, stored: Path) -> None:
+        """Record where a restored folder came from, beside metrics.json rather than in it (which stays as stored)."""
+        atomic_write(self.path / RESTORED, f"{stored}\n")
+
     def log_launch(self, launch: dict) -> None:
         write_jsonl(self.path / LAUNCHES, read_jsonl(self.path / LAUNCHES) + [launch])
 
@@ -230,10 +247,12 @@ class Run:
         atomic_write(self.resume_path, data)
         write_json(self.path / MANIFEST, {**self.manifest(), "resume": new})
 
-    def check_digest(self, key: str, path: Path) -> str:
-        """The file's SHA-256, which must match the manifest's record of it (when there is one)."""
+    def check_digest(self, key: str, path: Path, manifest: dict | None = None) -> str:
+        """The file's SHA-256, which must match the manifest's record of it (when there is one).
+
+        `manifest`: the manifest already read by the caller (read here otherwise)."""
         digest = file_digest(path)
-        expected = self.manifest().get(key)
+        expected = (self.manifest() if manifest is None else manifest).get(key)
         if isinstance(expected, list):  # a write was under way: either file is a whole one
             expected = digest if digest in expected else expected[-1]
         if expected is not None and expected != digest:
@@ -241,12 +260,12 @@ class Run:
                                  f"{expected[:12]}...); restore it from the results store or retrain")
         return digest
 
-    def checkpoint_digest(self, step: int) -> str:
+    def checkpoint_digest(self, step: int, manifest: dict | None = None) -> str:
         """The digest of a checkpoint file, checked against the manifest: a changed file is an error."""
         path = self.checkpoint_path(step)
         if not path.exists():
             raise FileNotFoundError(f"no checkpoint for step {step} in {self.path}; saved steps: {self.steps()}")
-        return self.check_digest(str(step), path)
+        return self.check_digest(str(step), path, manifest)
 
     @cached_property
     def setup(self) -> Setup:
@@ -260,6 +279,10 @@ class Run:
             raise FileNotFoundError(f"no checkpoints in {self.path}")
         step = steps[-1] if step is None else int(step)
         self.checkpoint_digest(step)
+        return self._load_model(step)
+
+    def _load_model(self, step: int) -> nn.Module:
+        """The network of a checkpoint whose digest the caller has just checked."""
         model = self.setup.build_model(self.config)
         load_checkpoint(self.checkpoint_path(step), model, digest=self.hash)
         return model.eval()
@@ -320,14 +343,15 @@ class Run:
         entry = cache["entries"].setdefault(key, {})
         digests = cache.setdefault("digests", {})
         present = self.steps()
+        manifest = self.manifest()  # read once; each checkpoint is hashed once
         wanted = sorted(set(present) | {int(s) for s in entry}) if steps is None else [int(s) for s in steps]
         for step in wanted:
             if step in present:
-                digest = self.checkpoint_digest(step)
+                digest = self.checkpoint_digest(step, manifest)
                 if str(step) in entry and digests.get(str(step)) not in (None, digest):
                     del entry[str(step)]  # computed from another file
                 if str(step) not in entry:
-                    entry[str(step)] = compute(self.model(step), step)
+                    entry[str(step)] = compute(self._load_model(step), step)
                     digests[str(step)] = digest
                     write_json(path, cache)
             elif str(step) not in entry:

@@ -100,10 +100,6 @@ def store_run(run_dir: Path | str, root: Path | None = None, samples_per_step: i
     for path in sorted(run.path.iterdir()):  # records, analysis caches, and the theory runs' arrays
         if path.is_file() and path.suffix in (".json", ".jsonl", ".npz") and not path.name.startswith("."):
             shutil.copy2(path, tmp / path.name)
-    if "restored_from" in metrics:  # a run restored from the store and stored again keeps its own record
-        first = read_json(dest / "metrics.json") if (dest / "metrics.json").exists() else metrics
-        write_json(tmp / "metrics.json", {**{k: v for k, v in metrics.items() if k != "restored_from"},
-                                          "run_dir": first.get("run_dir")})
     for step in run.sample_steps():
         (tmp / "samples").mkdir(exist_ok=True)
         np.save(tmp / "samples" / f"step_{step:07d}.npy", run.samples(step).numpy().astype(np.float16)[:samples_per_step])
@@ -179,9 +175,8 @@ def restore_run(stored: Path, out: Path) -> dict:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)
     run = Run(out)
-    metrics = {**run.metrics, "run_dir": str(out), "restored_from": str(stored)}
-    run.write_metrics(metrics)
-    return metrics
+    run.mark_restored(stored)  # metrics.json stays byte for byte the stored one
+    return run.found_metrics()
 
 
 def stored_runs(root: Path | None = None) -> list[dict]:

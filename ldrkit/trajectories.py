@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from . import ldr as ldr_probe
+from .estimates import mean_sem
 
 
 def trajectory_ldr(setup, model, n: int = 64, seed: int = 0, levels=ldr_probe.LEVELS, num_steps: int | None = None,
@@ -49,7 +50,6 @@ def split_by_outcome(result: dict, output: str = "x0") -> dict:
         row = {}
         for name, mask in groups.items():
             v = entry[output][mask]
-            sem = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
-            row[name] = (float(v.mean()) if len(v) else float("nan"), sem, int(len(v)))
+            row[name] = (*mean_sem(v), int(len(v)))
         table[level] = row
     return table

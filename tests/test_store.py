@@ -42,6 +42,13 @@ def test_stored_run_is_restored_without_training(tiny, tmp_path):
     assert not (tmp_path / "runs" / "tiny-store-test" / "smoke-seed0" / "resume.safetensors").exists()
     # Only the last weights are stored; the LDR of the others comes from the stored cache.
     assert ldr_over_training(again["run_dir"], n=2) == rows
+    # Restoring leaves metrics.json as stored, so storing the restored run again changes no stored record.
+    before = (stored / "metrics.json").read_bytes()
+    assert (tmp_path / "runs" / "tiny-store-test" / "smoke-seed0" / "metrics.json").read_bytes() == before
+    assert run_experiment("tiny-store-test", "smoke", 0, progress=False)["restored_from"] == str(stored)  # reused
+    store.store_run(again["run_dir"])
+    assert (stored / "metrics.json").read_bytes() == before and not list(stored.glob("restored*"))
+    store.verify_stored(stored)
 
 
 def test_changed_config_is_retrained_and_the_old_run_moved_aside(tiny, tmp_path):

@@ -325,3 +325,16 @@ def test_sweep_summary_pools_seeds_with_a_wilson_interval():
     assert row["invalid"] == pytest.approx(0.25) and row["invalid se"] == pytest.approx(0.25)
     assert row["broken among legible"] == pytest.approx((64 + 128) / (128 + 256))
     assert (row["interval low"], row["interval high"]) == pytest.approx(wilson(192, 384))
+
+
+def test_a_cached_analysis_hashes_each_checkpoint_and_reads_the_manifest_once(run_copy, monkeypatch):
+    import ldrkit.runs as runs
+
+    hashed, read = [], []
+    digest, manifest = runs.file_digest, runs.Run.manifest
+    monkeypatch.setattr(runs, "file_digest", lambda path: hashed.append(Path(path).name) or digest(path))
+    monkeypatch.setattr(runs.Run, "manifest", lambda self: read.append(1) or manifest(self))
+    run = Run(run_copy)
+    rows = run.cached("count_test", {}, None, lambda model, step: {"n": sum(p.numel() for p in model.parameters())})
+    assert len(rows) == len(run.steps()) > 1
+    assert sorted(hashed) == sorted(run.checkpoint_path(s).name for s in run.steps()) and len(read) == 1

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from scipy.stats import binomtest
+
+from ..estimates import mean_sem, sem  # noqa: F401  (re-exported: the probes use them too)
 
 
 def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -18,16 +19,3 @@ def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
 def fraction_interval(fraction: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """The Wilson interval of a fraction measured on n samples."""
     return wilson(round(fraction * n), n, confidence)
-
-
-def sem(values) -> float:
-    """Standard error of the mean (sample standard deviation / sqrt(n)); NaN for fewer than two values."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    return float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan
-
-
-def mean_sem(values) -> tuple[float, float]:
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    return (float(v.mean()) if len(v) else math.nan), sem(v)
