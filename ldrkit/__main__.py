@@ -4,6 +4,7 @@
     python -m ldrkit run NAME --profile {smoke,cpu,paper} [--seed S] [--out DIR] [--fresh]
     python -m ldrkit ldr RUN_DIR [--method exact|estimate] [--probes K] [--n N]
     python -m ldrkit coupling RUN_DIR [--n N] [--method exact|estimate] [--probes K]  (0 = product oracle, 1 = rule)
+    python -m ldrkit detect NAME [--profile cpu] [--seed S] [--n N] [--json]  (hallucination detectors: AUROC table)
     python -m ldrkit sweep NAME... [--profile cpu] [--seeds 0 1 2] [--workers N] [--store] [--out FILE]
     python -m ldrkit bench ldr [--json]
     python -m ldrkit bench train [NAME...] [--profile paper] [--steps 300] [--device cuda] [--out DIR]
@@ -68,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     cpl.add_argument("--n", type=int, default=16, help="noised inputs per level (default 16)")
     cpl.add_argument("--method", choices=("exact", "estimate"), default="exact")
     cpl.add_argument("--probes", type=int, default=32, help="shared random probes per input (estimate)")
+    det = sub.add_parser("detect", help="per-sample hallucination detectors on a run's samples (Aithal et al.'s x0 "
+                                        "variance, product-likeness): AUROC with 95%% bootstrap intervals per window")
+    det.add_argument("name")
+    det.add_argument("--profile", default="cpu")
+    det.add_argument("--seed", type=int, default=0)
+    det.add_argument("--n", type=int, default=None, help="samples to score (default: enough for 50 of each class)")
+    det.add_argument("--json", action="store_true")
     bench = sub.add_parser("bench", help="benchmarks")
     bench.add_argument("what", choices=("ldr", "train"))
     bench.add_argument("names", nargs="*", help="train: experiments to time (default: the image experiments)")
@@ -155,6 +163,18 @@ def _dispatch(args) -> int:
         _positive(args.probes, "--probes", 2)
         print(format_calibration_table(oracle_calibration(Run(args.run_dir), n=args.n, method=args.method,
                                                           probes=args.probes)))
+        return 0
+    if args.command == "detect":
+        from .analysis import detection
+        from .specs import analysis_sizes
+        if experiments.get_experiment(args.name).kind in ("stairs", "oracle"):
+            raise ValueError(f"{args.name} is not a trained sampling experiment; detect needs one")
+        _positive(args.n, "--n", 2)
+        run = experiments.get_run(args.name, args.profile, args.seed, progress=False)
+        n = args.n or detection.sample_count(run, analysis_sizes(args.profile)["detector_samples"])
+        rows = detection.detection_rows(detection.cached_scores(run, n, args.seed), args.name)
+        print(json.dumps([{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows],
+                         indent=1) if args.json else detection.format_table(rows))
         return 0
     if args.command == "bench" and args.what == "train":
         from .bench_train import run_training_benchmark

@@ -169,6 +169,13 @@ ANALYSIS = {
 }
 
 
+# The detectors chapter: samples per run, enough that each class (hallucinated, valid legible) expects `min_class`
+# members from the run's own final category fractions, at most `max` (ldrkit.analysis.detection.sample_count).
+for _profile, _sizes in {"smoke": {"min_class": 4, "max": 32}, "cpu": {"min_class": 50, "max": 1536},
+                         "paper": {"min_class": 200, "max": 8192}}.items():
+    ANALYSIS[_profile]["detector_samples"] = _sizes
+
+
 def analysis_sizes(profile: str) -> dict:
     """The chapters' analysis sample counts for a profile (ANALYSIS)."""
     return dict(ANALYSIS[check_profile(profile)])
