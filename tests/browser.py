@@ -31,7 +31,10 @@ def find_chromium() -> str | None:
 
 
 class Browser:
-    def __init__(self, executable: str, user_data_dir: Path, width: int = 1280, height: int = 900):
+    def __init__(self, executable: str, user_data_dir: Path, width: int = 1280, height: int = 900,
+                 offline: bool = False):
+        """offline: every host name but localhost fails to resolve (--host-resolver-rules), so a page that
+        asks for anything outside the site gets nothing; `requests` lists every URL the page asked for."""
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
 
@@ -41,8 +44,10 @@ class Browser:
             os.dup2(a, 3)
             os.dup2(b, 4)
 
+        extra = ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"] if offline else []
+        self.requests: list[str] = []
         self.proc = subprocess.Popen(
-            [executable, *FLAGS, "--remote-debugging-pipe", f"--user-data-dir={user_data_dir}",
+            [executable, *FLAGS, *extra, "--remote-debugging-pipe", f"--user-data-dir={user_data_dir}",
              f"--window-size={width},{height}", "about:blank"],
             preexec_fn=wire_fds, close_fds=False, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -57,7 +62,7 @@ class Browser:
         self.width, self.height = width, height
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Page", "Runtime"):
+        for domain in ("Page", "Runtime", "Network"):
             self.send(f"{domain}.enable", session=self.session)
         self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
                                                          "mobile": False}, session=self.session)
@@ -80,6 +85,8 @@ class Browser:
                         q = self._replies.get(msg["id"])
                     if q is not None:
                         q.put(msg)
+                elif msg.get("method") == "Network.requestWillBeSent":
+                    self.requests.append(msg["params"]["request"]["url"])
                 else:
                     self._events.put(msg)
 
@@ -144,6 +151,12 @@ class Browser:
                              "if (!a) return false; a.click(); return true; })()"):
             raise LookupError(f"nothing matches {selector}")
         self.wait_event("Page.loadEventFired", timeout)
+
+    def click_at(self, x: float, y: float):
+        """A real left click (press and release) at viewport coordinates."""
+        for kind in ("mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1},
+                      session=self.session)
 
     def screenshot(self, path: Path):
         data = self.send("Page.captureScreenshot", {"format": "png"}, session=self.session)["data"]
