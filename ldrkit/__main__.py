@@ -8,7 +8,7 @@
     python -m ldrkit sweep NAME... [--profile cpu] [--seeds 0 1 2] [--workers N] [--store] [--out FILE]
     python -m ldrkit bench ldr [--json]
     python -m ldrkit bench train [NAME...] [--profile paper] [--steps 300] [--device cuda] [--out DIR]
-    python -m ldrkit theory k-table [--json]
+    python -m ldrkit theory {k-table,waiting,tilt} [--profile cpu] [--json]  (waiting, tilt: from the stored runs)
     python -m ldrkit chapter run book/NAME.md --out DIR [-p KEY VALUE ...]
     python -m ldrkit chapter batch book/NAME.md --out DIR --seeds 0 1 2 [-p KEY VALUE ...]
     python -m ldrkit store NAME... [--profile cpu] [--seed S] [--keep-steps S...] [--drop-kept]  (keep runs in results/)
@@ -89,7 +89,11 @@ def main(argv: list[str] | None = None) -> int:
                        help="train: without MNIST's IDX files, time quarter-digits on scikit-learn digits of the same size")
     bench.add_argument("--out", default=None, help="train: folder for bench_train.json and bench_train.md")
     theory = sub.add_parser("theory", help="section 5 computations")
-    theory.add_argument("what", choices=("k-table",))
+    theory.add_argument("what", choices=("k-table", "waiting", "tilt"),
+                        help="k-table: K(w,b) of Theorem 5.3; waiting: steps on the univariate plateau against d "
+                             "(stairs-wait-d*, seeds 0 1 2) and the fits; tilt: the stairs network on parity with a "
+                             "pairwise dependence (stairs-tilt-*)")
+    theory.add_argument("--profile", default="cpu", help="waiting, tilt: whose runs (default cpu)")
     theory.add_argument("--json", action="store_true")
     chapter = sub.add_parser("chapter", help="execute a chapter with papermill (one run or a grid of seeds)")
     chapter.add_argument("action", choices=("run", "batch"))
@@ -143,9 +147,20 @@ def _dispatch(args) -> int:
         return 0
 
     if args.command == "theory":
-        from .hypercube import format_k_table, k_table
-        rows = k_table()
-        print(json.dumps(rows, indent=1) if args.json else format_k_table(rows))
+        if args.what == "k-table":
+            from .hypercube import format_k_table, k_table
+            rows = k_table()
+            print(json.dumps(rows, indent=1) if args.json else format_k_table(rows))
+            return 0
+        from .analysis import theory as T
+        if args.what == "waiting":
+            rows = T.waiting_rows(T.waiting_runs(args.profile))
+            fit = T.waiting_fit(rows)
+            out = {"runs": rows, "fit": fit, "lr": T.waiting_lr(args.profile),
+                   "fit_rows": T.waiting_fit_rows(fit, T.waiting_lr(args.profile))}
+        else:
+            out = {"runs": T.tilt_rows(T.tilt_runs(args.profile))}
+        print(json.dumps(out, indent=1, default=float) if args.json else T.format_rows(out))
         return 0
 
     if args.command == "ldr":

@@ -222,6 +222,41 @@ def _univariate_second_moment(sqrt_alpha_bar: float, marginal_mean: float = 0.0,
     return total
 
 
+def pair_target(x: torch.Tensor, support: np.ndarray, sqrt_alpha_bar: float, i: int, j: int,
+                probs: np.ndarray | None = None) -> torch.Tensor:
+    """E[y_i | x^(i), x^(j)]: the best function of two coordinates, from the joint law of (x0_i, x0_j) alone.
+
+    The noise is independent per coordinate, so the posterior of (x0_i, x0_j) given (x^(i), x^(j)) weighs
+    each of the four sign pairs by its probability times two Gaussian likelihoods. Under Assumption 5.1
+    x0_j is independent of x0_i and this equals univariate_target: it differs only when the pair is dependent.
+    """
+    s = np.asarray(support, dtype=np.float64)
+    p = _probs(s, probs)
+    var = 1 - sqrt_alpha_bar**2
+    num = torch.zeros(len(x), dtype=x.dtype)
+    den = torch.zeros(len(x), dtype=x.dtype)
+    for a in (-1.0, 1.0):
+        for b in (-1.0, 1.0):
+            prob = float(p[(s[:, i] == a) & (s[:, j] == b)].sum())
+            if prob == 0:
+                continue
+            like = prob * torch.exp(-((x[:, i] - sqrt_alpha_bar * a) ** 2 + (x[:, j] - sqrt_alpha_bar * b) ** 2
+                                      - x[:, i] ** 2 - x[:, j] ** 2) / (2 * var))
+            num += a * like
+            den += like
+    return (x[:, i] - sqrt_alpha_bar * num / den) / math.sqrt(var)
+
+
+def pair_level(support: np.ndarray, sqrt_alpha_bar: float, i: int, j: int, probs: np.ndarray | None = None,
+               n: int = 1 << 17, seed: int = 0) -> float:
+    """The loss E[(E[y_i | x^(i), x^(j)] - y_i)^2] of the best function of coordinates i and j (Monte Carlo;
+    with probs given, the same samples as plateau_levels with the same n and seed)."""
+    g = torch.Generator().manual_seed(seed)
+    x, _ = noise(sample_x0(n, support, probs, g), sqrt_alpha_bar, g)
+    y = eps_target(x, posterior_mean_x0(x, support, sqrt_alpha_bar, probs), sqrt_alpha_bar)[:, i]
+    return float(((pair_target(x, support, sqrt_alpha_bar, i, j, probs) - y) ** 2).mean())
+
+
 @dataclass
 class Levels:
     """Losses E[(f(x) - y_i(x))^2] of four predictors f against the exact target y_i.
@@ -473,10 +508,13 @@ def d_star(sqrt_alpha_bar: float) -> float:
     f'(D) = 0 needs D > 0 (the numerator of f is increasing), and the residual goes from +inf at D -> 0+
     to negative for large D; brentq brackets the root, which is checked against a direct maximisation of f.
     """
-    hi = 1.0
+    # At D = sqrt(abar) the residual is positive; near D -> 0+ it is positive only while the noise is not too
+    # small (at sqrt(abar) = 0.99 it is negative there), so the bracket starts at sqrt(abar) when it can.
+    lo = sqrt_alpha_bar if first_order_residual(sqrt_alpha_bar, sqrt_alpha_bar) > 0 else 1e-9
+    hi = max(1.0, 2 * lo)
     while first_order_residual(hi, sqrt_alpha_bar) > 0:
         hi *= 2
-    root = optimize.brentq(first_order_residual, 1e-9, hi, args=(sqrt_alpha_bar,), xtol=1e-14)
+    root = optimize.brentq(first_order_residual, lo, hi, args=(sqrt_alpha_bar,), xtol=1e-14)
     direct = optimize.minimize_scalar(lambda D: -f_on_axis(D, sqrt_alpha_bar), bounds=(0, hi), method="bounded",
                                       options={"xatol": 1e-10}).x
     if abs(direct - root) > 1e-4 * max(1.0, root):

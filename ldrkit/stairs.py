@@ -24,6 +24,46 @@ from . import hypercube as H
 from .files import write_json
 from .runs import Run
 
+ESCAPE_FRACTION = 0.5  # a run has left the univariate plateau once its smoothed loss is below this x that level
+SMOOTH_WINDOW = 9      # recorded losses averaged before plateaus, arrival and escape are read
+
+
+class Distribution:
+    """The data of a stairs run: uniform parity (closed-form target), or parity tilted by a pairwise term.
+
+    `{"name": "tilted-parity", "pair": [i, j], "strength": lam}` keeps the parity support and weights each
+    point by (1 + lam x_i x_j): the rule is unchanged, but E[x_i x_j] = lam, so Assumption 5.1 (pairwise
+    independence) fails by lam. Its target is exact by enumeration of the 2^(d-1) support points.
+    """
+
+    def __init__(self, d: int, spec: dict | None):
+        self.d, self.spec = d, spec or {"name": "parity"}
+        self.support = H.parity_support(d)
+        self.pair = None
+        name = self.spec["name"]
+        if name == "parity":
+            self.probs = None
+        elif name == "tilted-parity":
+            i, j = self.spec["pair"]
+            lam = float(self.spec["strength"])
+            if not (0 <= i < d and 0 <= j < d and i != j) or not -1 <= lam <= 1:
+                raise ValueError(f"tilted-parity needs two distinct coordinates below d={d} and |strength| <= 1")
+            w = 1 + lam * self.support[:, i] * self.support[:, j]
+            self.probs, self.pair = w / w.sum(), (i, j)
+        else:
+            raise ValueError(f"unknown stairs distribution {name!r}; valid: parity, tilted-parity")
+
+    def sample(self, n: int, g: torch.Generator) -> torch.Tensor:
+        if self.probs is None:
+            return H.sample_parity_x0(n, self.d, g, torch.float64)
+        return H.sample_x0(n, self.support, self.probs, g)
+
+    def target(self, x: torch.Tensor, sab: float) -> torch.Tensor:
+        if self.probs is None:
+            return H.parity_target(x, sab)
+        return H.eps_target(x, H.posterior_mean_x0(x, self.support, sab, self.probs), sab)
+
+
 def _lr_at(phase: dict, k: int) -> float:
     frac = k / max(1, phase["steps"] - 1)
     return phase["lr"] * (phase["lr_end"] / phase["lr"]) ** frac
@@ -59,68 +99,109 @@ def find_plateaus(curve: np.ndarray, levels: dict[str, float], band: float = 0.2
 
 
 def run_stairs(config: dict, run: Run, progress: bool = True) -> dict:
-    """Train the network of `config` on y_1 of parity; write curve, snapshots and functions into run_dir.
+    """Train the network of `config` on y_i of its distribution; write curve, snapshots and functions into run_dir.
 
     Returns the metrics body: sqrt_alpha_bar, levels {zero, linear, univariate} (losses against the
-    exact target, computed without training), loss_curve [[step, loss]], plateaus (find_plateaus),
-    weights [[step, on_axis, off_axis]] with on_axis = mean_j |a_j w_j^(1)|, off_axis =
-    mean_j ||a_j (w_j - w_j^(1) e_1)||, plus final_loss and wall_seconds.
+    exact target, computed without training), loss_curve [[step, loss]] (each loss the mean of the
+    training losses since the previous record), plateaus (find_plateaus), weights [[step, on_axis,
+    off_axis]] with on_axis = mean_j |a_j w_j^(i)|, off_axis = mean_j ||a_j (w_j - w_j^(i) e_i)||,
+    axis_weights [[step, mean_j |a_j w_j^(k)| for each k]], waiting (waiting_time), final_loss, wall_seconds.
+    The optional `stop_below` ends training once the smoothed loss is below that fraction of the
+    univariate level (a waiting-time run need not train past its escape).
     """
     torch.set_num_threads(1)
     run.prepare(config)  # refuses a folder made by another spec
     run_dir = run.path
     start = time.time()
     d, sab, i = config["d"], config["sqrt_alpha_bar"], config["coordinate"]
+    data = Distribution(d, config.get("distribution"))
     dtype = getattr(torch, config["dtype"])
-    levels = H.plateau_levels(H.parity_support(d), sab, i=i, n=config["level_samples"], seed=config["seed"] + 1)
+    levels = H.plateau_levels(data.support, sab, i=i, probs=data.probs, n=config["level_samples"],
+                              seed=config["seed"] + 1)
+    level_values = levels.as_dict()
+    if data.pair is not None:  # the best function of the tilted pair: a local solution that reads two coordinates
+        level_values["pair"] = H.pair_level(data.support, sab, *data.pair, probs=data.probs, n=config["level_samples"],
+                                            seed=config["seed"] + 1)  # the same samples as the other levels
+    stop = config.get("stop_below")
     g = torch.Generator().manual_seed(config["seed"])
     params = H.init_balanced(config["width"], d, config["sigma_init"], config["r"], g, dtype=dtype)
     params = {k: v.requires_grad_(True) for k, v in params.items()}
     total = sum(p["steps"] for p in config["phases"])
     snap_every = max(1, total // config["snapshots"])
-    curve, weights, snapshots = [], [], []
+    curve, weights, axis, snapshots, since = [], [], [], [], []
     bar = tqdm(total=total, disable=not progress, desc=f"three stairs d={d}")
-    step = 0
+    step, stopped = 0, False
     for phase in config["phases"]:
         opt_cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[phase["optimizer"]]
         opt = opt_cls(list(params.values()), lr=phase["lr"])
         for k in range(phase["steps"]):
             for group in opt.param_groups:
                 group["lr"] = _lr_at(phase, k)
-            x0 = H.sample_parity_x0(config["batch"], d, g, torch.float64)
-            x, _ = H.noise(x0, sab, g)
-            y = H.parity_target(x, sab)[:, i].to(dtype)
-            x = x.to(dtype)
-            loss = ((H.network(params, x) - y) ** 2).mean()
+            x, _ = H.noise(data.sample(config["batch"], g), sab, g)
+            y = data.target(x, sab)[:, i].to(dtype)
+            loss = ((H.network(params, x.to(dtype)) - y) ** 2).mean()
+            since.append(float(loss.detach()))
             if step % config["record_every"] == 0:
-                curve.append([step, float(loss.detach())])
+                curve.append([step, float(np.mean(since))])
+                since = []
                 weights.append([step, *H.weight_masses(params, i)])
-                bar.set_postfix(loss=f"{float(loss.detach()):.4f}", refresh=False)
+                axis.append([step, *(params["a"].detach().abs()[:, None] * params["w"].detach().abs()).mean(0).tolist()])
+                bar.set_postfix(loss=f"{curve[-1][1]:.4f}", refresh=False)
+                if stop is not None and len(curve) >= SMOOTH_WINDOW and \
+                        np.mean([c[1] for c in curve[-SMOOTH_WINDOW:]]) < stop * levels.univariate:
+                    stopped = True
             if step % snap_every == 0:
                 snapshots.append((step, {k: v.detach().clone() for k, v in params.items()}))
+            if stopped:
+                break
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             step += 1
             bar.update(1)
+        if stopped:
+            break
     bar.close()
     snapshots.append((step, {k: v.detach().clone() for k, v in params.items()}))
     # The final loss on a large fresh batch (less noisy than one training batch).
     with torch.no_grad():
-        x0 = H.sample_parity_x0(1 << 16, d, g, torch.float64)
-        x, _ = H.noise(x0, sab, g)
-        y = H.parity_target(x, sab)[:, i]
+        x, _ = H.noise(data.sample(1 << 16, g), sab, g)
+        y = data.target(x, sab)[:, i]
         final = float(((H.network(params, x.to(dtype)).double() - y) ** 2).mean())
     curve.append([step, final])
     weights.append([step, *H.weight_masses(params, i)])
     curve_np = np.array(curve)
-    plateaus = find_plateaus(smooth(curve_np, 9), levels.as_dict())
-    _write_functions(run_dir, snapshots, plateaus, curve_np, d, sab, i, dtype, g)
-    metrics = {"sqrt_alpha_bar": sab, "d": d, "levels": levels.as_dict(), "levels_se": levels.zero_se,
-               "loss_curve": curve, "plateaus": plateaus, "weights": weights, "final_loss": final,
-               "wall_seconds": time.time() - start}
+    smoothed = smooth(curve_np, SMOOTH_WINDOW)
+    plateaus = find_plateaus(smoothed, level_values)
+    _write_functions(run_dir, snapshots, plateaus, curve_np, data, sab, i, dtype, g)
+    metrics = {"sqrt_alpha_bar": sab, "d": d, "levels": level_values, "levels_se": levels.zero_se,
+               "loss_curve": curve, "plateaus": plateaus, "weights": weights, "axis_weights": axis,
+               "waiting": waiting_time(smoothed, level_values), "stopped_early": stopped,
+               "final_loss": final, "wall_seconds": time.time() - start}
     write_json(run_dir / "stairs.json", {**metrics, "config": config}, indent=None)
     return metrics
+
+
+def waiting_time(smoothed: np.ndarray, levels: dict[str, float], band: float = 0.25) -> dict:
+    """Steps spent on the univariate plateau: from arrival to escape, on a smoothed curve [[step, loss]].
+
+    Arrival: the first record whose loss is within band x (univariate level) above the univariate level
+    (the network has learned the best function of its own coordinate). Escape: the first record after
+    arrival below ESCAPE_FRACTION x that level (it reads the other coordinates). `steps` is None when
+    the run never arrived or never escaped (`censored_at` then says how long it waited without escaping).
+    """
+    uni = levels["univariate"]
+    steps, losses = smoothed[:, 0], smoothed[:, 1]
+    arrived = np.flatnonzero(losses <= uni * (1 + band))
+    if not len(arrived):
+        return {"arrival": None, "escape": None, "steps": None, "censored_at": None}
+    first = int(arrived[0])
+    below = np.flatnonzero(losses[first:] < ESCAPE_FRACTION * uni)
+    arrival = int(steps[first])
+    if not len(below):
+        return {"arrival": arrival, "escape": None, "steps": None, "censored_at": int(steps[-1]) - arrival}
+    escape = int(steps[first + below[0]])
+    return {"arrival": arrival, "escape": escape, "steps": escape - arrival, "censored_at": None}
 
 
 def smooth(curve: np.ndarray, window: int = 5) -> np.ndarray:
@@ -132,11 +213,10 @@ def smooth(curve: np.ndarray, window: int = 5) -> np.ndarray:
     return np.stack([curve[:, 0], np.convolve(padded, kernel, mode="valid")[: len(curve)]], axis=1)
 
 
-def _write_functions(run_dir: Path, snapshots, plateaus, curve, d, sab, i, dtype, g) -> None:
+def _write_functions(run_dir: Path, snapshots, plateaus, curve, data: Distribution, sab, i, dtype, g) -> None:
     """Save s(x) against x^(1) at the middle of each plateau and at the end (functions.npz), for Fig. 22."""
-    x0 = H.sample_parity_x0(4000, d, g, torch.float64)
-    x, _ = H.noise(x0, sab, g)
-    y = H.parity_target(x, sab)[:, i]
+    x, _ = H.noise(data.sample(4000, g), sab, g)
+    y = data.target(x, sab)[:, i]
     steps = np.array([s for s, _ in snapshots])
     picks = {p["level"]: (p["first_step"] + p["last_step"]) // 2 for p in plateaus if p["level"] != "zero"}
     picks["final"] = int(curve[-1, 0])

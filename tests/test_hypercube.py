@@ -179,3 +179,11 @@ def test_k_table_rows():
         assert r["K_max_ascent"] == pytest.approx(r["K_max_formula"], rel=1e-6)
         assert r["K_max_formula"] < r["bound"]
     assert "D*" in H.format_k_table(rows)
+
+
+def test_d_star_at_low_noise_maximises_f():
+    """At sqrt(abar) = 0.99 the first-order residual is negative near D = 0+: the root is still found, and it is
+    the maximiser of f (d_star checks that itself and raises otherwise)."""
+    for sab in (0.98, 0.99, 0.995):
+        ds = H.d_star(sab)
+        assert ds > sab and H.f_on_axis(ds, sab) >= H.f_on_axis(np.array([0.5 * ds, 1.5 * ds]), sab).max()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from ldrkit import specs, stairs
+from ldrkit import hypercube as H, specs, stairs
 from ldrkit.runs import Run
 
 torch.set_num_threads(1)
@@ -48,3 +48,70 @@ def test_loss_passes_the_analytic_plateaus_in_order(tmp_path):
     assert (tmp_path / "functions.npz").exists()
     saved = json.loads((tmp_path / "stairs.json").read_text())
     assert saved["levels"] == levels and saved["config"] == cfg
+
+
+# --- the tilted distribution, the pair level and the waiting time -------------------------------------------
+
+def test_tilted_parity_keeps_the_rule_and_has_the_asked_pairwise_dependence():
+    lam, n = 0.3, 1 << 16
+    data = stairs.Distribution(6, {"name": "tilted-parity", "pair": [0, 1], "strength": lam})
+    x0 = data.sample(n, torch.Generator().manual_seed(0))
+    assert torch.all(x0.prod(dim=1) == 1)                       # still on the parity set: the rule is unchanged
+    corr = float((x0[:, 0] * x0[:, 1]).mean())
+    assert abs(corr - lam) < 4 / n**0.5                          # E[x1 x2] = lam (s.e. <= 1/sqrt(n))
+    assert abs(float(x0[:, 0].mean())) < 4 / n**0.5              # marginals stay fair coins
+    with pytest.raises(ValueError, match="strength"):
+        stairs.Distribution(6, {"name": "tilted-parity", "pair": [0, 1], "strength": 1.5})
+    with pytest.raises(ValueError, match="valid"):
+        stairs.Distribution(6, {"name": "ising"})
+
+
+def test_untilted_target_is_the_parity_closed_form():
+    g = torch.Generator().manual_seed(1)
+    flat = stairs.Distribution(5, {"name": "tilted-parity", "pair": [0, 1], "strength": 0.0})
+    x, _ = H.noise(flat.sample(256, g), 0.9, g)
+    assert torch.allclose(flat.target(x, 0.9), H.parity_target(x, 0.9), atol=1e-10)
+
+
+def test_pair_target_is_univariate_under_independence_and_exact_when_the_pair_decides():
+    support = H.parity_support(5)
+    g = torch.Generator().manual_seed(2)
+    x, _ = H.noise(H.sample_x0(512, support, None, g), 0.9, g)
+    assert torch.allclose(H.pair_target(x, support, 0.9, 0, 1), H.univariate_target(x[:, 0], 0.9), atol=1e-12)
+    tied = stairs.Distribution(5, {"name": "tilted-parity", "pair": [0, 1], "strength": 1.0})
+    # x1 = x2 always and the other coordinates are independent of x1: the pair holds all there is to know
+    assert H.pair_level(support, 0.9, 0, 1, probs=tied.probs, n=1 << 12) < 1e-20
+
+
+def test_waiting_time_on_synthetic_curves():
+    levels = {"zero": 1.0, "linear": 0.7, "univariate": 0.2}
+    steps = np.arange(0, 1000, 10)
+    loss = np.where(steps < 200, 0.7, np.where(steps < 600, 0.2, 0.05))
+    assert stairs.waiting_time(np.stack([steps, loss], 1), levels) == \
+        {"arrival": 200, "escape": 600, "steps": 400, "censored_at": None}
+    stuck = np.where(steps < 200, 0.7, 0.2)
+    assert stairs.waiting_time(np.stack([steps, stuck], 1), levels) == \
+        {"arrival": 200, "escape": None, "steps": None, "censored_at": 990 - 200}
+
+
+def test_plain_sgd_leaves_the_univariate_plateau_at_d3(tmp_path):
+    cfg = specs.stairs_wait_spec(3, "smoke", 0)
+    cfg["phases"][0]["steps"] = 4000
+    m = stairs.run_stairs(cfg, Run(tmp_path), progress=False)
+    wait, uni = m["waiting"], m["levels"]["univariate"]
+    assert wait["steps"] is not None and wait["escape"] > wait["arrival"] > 0
+    assert m["stopped_early"] and m["final_loss"] < stairs.ESCAPE_FRACTION * uni
+
+
+def test_pairwise_dependence_pulls_the_weights_off_the_axis(tmp_path):
+    """Section 5's condition at work: with x_1 = x_2 (E[x_1 x_2] = 1) plain SGD puts as much weight on e_2 as on
+    e_1, none on the four untilted coordinates (the control inside the same run), and the loss falls below the
+    univariate level toward the pair level (0 here). Untilted, the weights stay on e_1
+    (test_loss_passes_the_analytic_plateaus_in_order)."""
+    cfg = specs.stairs_tilt_spec(1.0, "smoke", 0)
+    cfg.update(d=6, batch=256)
+    cfg["phases"][0]["steps"] = 2000
+    m = stairs.run_stairs(cfg, Run(tmp_path), progress=False)
+    on, partner, *rest = np.array(m["axis_weights"])[-1, 1:]
+    assert partner > 0.8 * on and max(rest) < 0.1 * on
+    assert m["final_loss"] < 0.5 * m["levels"]["univariate"] and m["levels"]["pair"] < 1e-20

@@ -14,6 +14,7 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
+from scipy import stats
 
 from .. import hypercube as H
 from ..runs import Run
@@ -387,3 +388,165 @@ def plot_stairs_functions(runs: dict[int, Run]):
         row[0].legend(fontsize=7, markerscale=5)
     fig.tight_layout()
     return fig
+
+
+# --- the waiting time on the univariate plateau against d -------------------------------------------------
+
+def waiting_rows(runs: dict[tuple[int, int], Run]) -> list[dict]:
+    """Per (d, seed) run: when it arrived on the univariate plateau, when it escaped (stairs.waiting_time)
+    and the steps in between; `censored at` when it never escaped (a lower bound on its waiting time)."""
+    rows = []
+    for (d, seed), run in sorted(runs.items()):
+        w = run.metrics["waiting"]
+        rows.append({"d": d, "seed": seed, "arrival": w["arrival"], "escape": w["escape"], "waiting steps": w["steps"],
+                     "censored at": w["censored_at"], "wall seconds": run.metrics["wall_seconds"]})
+    return rows
+
+
+def waiting_fit(rows: list[dict]) -> dict:
+    """Fit log(waiting steps) against d two ways over the runs that escaped: exponential (log w = a + b d)
+    and power law (log w = a + k log d), by least squares on every seed's value. Returns each fit's
+    parameters, standard errors, R^2 and its prediction for d = 16, plus the number of censored runs."""
+    done = [r for r in rows if r["waiting steps"]]
+    d = np.array([r["d"] for r in done], dtype=float)
+    y = np.log([r["waiting steps"] for r in done])
+    out = {"runs": len(done), "censored": len(rows) - len(done), "ds": sorted(set(int(v) for v in d))}
+    if len(set(d)) < 2:
+        return out
+    for name, x in (("exponential", d), ("power", np.log(d))):
+        fit = stats.linregress(x, y)
+        x16 = 16.0 if name == "exponential" else math.log(16.0)
+        out[name] = {"intercept": fit.intercept, "slope": fit.slope, "slope_se": fit.stderr,
+                     "r2": fit.rvalue ** 2, "predicted_d16": float(math.exp(fit.intercept + fit.slope * x16))}
+    return out
+
+
+PAPER_LR = 1e-6  # appendix A.8's step size
+
+
+def waiting_fit_rows(fit: dict, lr: float) -> list[dict]:
+    """The two fits as table rows: slope with standard error, R^2, the predicted waiting at d = 16 in steps of
+    this sweep's SGD (step size lr) and in steps of the paper's (PAPER_LR), both the same gradient-flow time."""
+    return [{"model": {"exponential": "log w = a + b d", "power": "log w = a + k log d"}[name],
+             "slope": fit[name]["slope"], "slope s.e.": fit[name]["slope_se"], "R^2": fit[name]["r2"],
+             "predicted steps at d=16": fit[name]["predicted_d16"],
+             "gradient-flow time at d=16": fit[name]["predicted_d16"] * lr,
+             "steps at the paper's step size": fit[name]["predicted_d16"] * lr / PAPER_LR}
+            for name in ("exponential", "power") if name in fit]
+
+
+def plot_waiting(rows: list[dict], fit: dict, ax=None):
+    """Waiting steps against d (log scale), every seed, the censored runs as upward triangles at their
+    lower bound, and both fits extended to d = 16."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    done = [r for r in rows if r["waiting steps"]]
+    cens = [r for r in rows if not r["waiting steps"] and r["censored at"]]
+    ax.semilogy([r["d"] for r in done], [r["waiting steps"] for r in done], "o", label="escaped (one seed each)")
+    if cens:
+        ax.semilogy([r["d"] for r in cens], [r["censored at"] for r in cens], "^", color="C3",
+                    label="never escaped (waited at least)")
+    grid = np.linspace(min(r["d"] for r in rows), 16, 100)
+    for name, style in (("exponential", "--"), ("power", ":")):
+        if name in fit:
+            f = fit[name]
+            x = grid if name == "exponential" else np.log(grid)
+            ax.semilogy(grid, np.exp(f["intercept"] + f["slope"] * x), style, label=f"{name} fit")
+    ax.set(xlabel="d", ylabel="steps on the univariate plateau")
+    ax.legend(fontsize=8)
+    return ax.figure
+
+
+# --- the bias switched off? pairwise dependence (stairs-tilt-*) -------------------------------------------
+
+READS_PARTNER = 0.2  # mean |a w^(2)| above this fraction of mean |a w^(1)|: the network reads the tilted partner
+
+
+def tilt_row(run: Run) -> dict:
+    """One tilted run at its end: the tilt, its levels, the final loss, and how much the weights read the
+    output coordinate, its tilted partner and the rest (mean |a_j w_j^(k)|, as fractions of the on-axis one)."""
+    m, c = run.metrics, run.config
+    i, j = c["distribution"]["pair"]
+    axis = np.array(m["axis_weights"][-1][1:])
+    rest = np.delete(axis, [i, j])
+    return {"E[x1 x2]": c["distribution"]["strength"], "univariate level": m["levels"]["univariate"],
+            "pair level": m["levels"]["pair"], "final loss": m["final_loss"],
+            "partner / on-axis": axis[j] / axis[i], "rest / on-axis": rest.max() / axis[i],
+            "verdict": tilt_verdict(axis[j] / axis[i], rest.max() / axis[i])}
+
+
+def tilt_verdict(partner: float, rest: float, threshold: float = READS_PARTNER) -> str:
+    """Which coordinates the trained network reads (weight fractions of the on-axis weight)."""
+    if partner < threshold and rest < threshold:
+        return "local: reads x_1 only"
+    if rest < threshold:
+        return "reads x_1 and its dependent partner x_2 only"
+    return "reads the other coordinates too"
+
+
+def tilt_rows(runs: dict[float, Run]) -> list[dict]:
+    return [tilt_row(run) for _, run in sorted(runs.items())]
+
+
+def plot_tilt(runs: dict[float, Run]):
+    """Loss over training of each tilted run as a fraction of its own univariate level, with its pair level."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for k, (lam, run) in enumerate(sorted(runs.items())):
+        rec = stairs_record(run)
+        uni = rec["levels"]["univariate"]
+        ax.semilogy(rec["smooth"][:, 0], rec["smooth"][:, 1] / uni, color=f"C{k}", label=f"E[x1 x2] = {lam:g}")
+        ax.axhline(max(rec["levels"]["pair"] / uni, 1e-3), color=f"C{k}", ls=":", lw=1)
+    ax.axhline(1.0, color="k", ls="--", lw=1, label="univariate level")
+    ax.set(xlabel="step (plain SGD)", ylabel="loss / univariate level", ylim=(1e-2, 10))
+    ax.legend(fontsize=8)
+    return fig
+
+
+# --- the stored runs of the two sweeps, and a plain-text table for the command line -------------------------
+
+WAIT_SEEDS = (0, 1, 2)
+
+
+def waiting_runs(profile: str, seeds=WAIT_SEEDS) -> dict[tuple[int, int], Run]:
+    """The finished (or restored) stairs-wait-d* runs of a profile, keyed (d, seed)."""
+    from ..experiments import get_run
+    from ..specs import STAIRS_WAIT
+    return {(d, s): get_run(f"stairs-wait-d{d}", profile, s, progress=False)
+            for d in STAIRS_WAIT["cpu"]["steps"] for s in seeds}
+
+
+def waiting_lr(profile: str) -> float:
+    """The SGD step size of the waiting-time runs of a profile."""
+    from ..specs import STAIRS_WAIT
+    return STAIRS_WAIT[profile]["lr"]
+
+
+def tilt_runs(profile: str, seed: int = 0) -> dict[float, Run]:
+    """The stairs-tilt-* runs of a profile, keyed by the tilt E[x1 x2]."""
+    from ..experiments import get_run
+    from ..specs import STAIRS_TILTS
+    return {s: get_run(f"stairs-tilt-{s:g}", profile, seed, progress=False) for s in STAIRS_TILTS}
+
+
+def format_rows(out: dict) -> str:
+    """The command line's text: each list of rows as a pandas table, each fit as its rows."""
+    import pandas as pd
+    parts = [pd.DataFrame(out["runs"]).to_string(index=False, float_format=lambda v: f"{v:.4g}")]
+    if "fit" in out:
+        parts.append(pd.DataFrame(waiting_fit_rows(out["fit"], out["lr"])).to_string(index=False,
+                                                                                   float_format=lambda v: f"{v:.4g}"))
+    return "\n\n".join(parts)
+
+
+def tilt_summary(rows: list[dict]) -> str:
+    """One sentence from tilt_rows' verdicts: which tilts made the network read x_2, and whether any read the rest."""
+    reads = [r["E[x1 x2]"] for r in rows if r["verdict"] != "local: reads x_1 only"]
+    rest = [r["E[x1 x2]"] for r in rows if r["verdict"] == "reads the other coordinates too"]
+    local = [r["E[x1 x2]"] for r in rows if r["verdict"] == "local: reads x_1 only"]
+    text = (f"Plain SGD stayed local (weights on $e_1$ only) for E[x1 x2] in {{{', '.join(f'{v:g}' for v in local)}}}"
+            if local else "No run stayed on the $e_1$ axis")
+    text += (f"; it read the dependent partner $x_2$ for E[x1 x2] in {{{', '.join(f'{v:g}' for v in reads)}}}"
+             if reads else "; no tilt made it read $x_2$")
+    text += (f", and the other coordinates for {{{', '.join(f'{v:g}' for v in rest)}}}." if rest else
+             ", and in no run did it read the other coordinates, which carry the rest of the rule.")
+    return text
