@@ -23,8 +23,8 @@ notebooks: $(CHAPTERS:.md=.ipynb)
 book/%.ipynb: book/%.md | $(VENV)/.installed
 	$(VENV)/bin/jupytext --to ipynb --update --output $@ $<  # --update keeps the cell ids: small diffs
 
-test: $(VENV)/.installed  ## unit tests, phenomenon tests and every chapter at the smoke profile
-	$(PY) -m pytest -n 2 --dist worksteal --durations=25  # two workers, one per core, an idle one takes tests queued on the other; the smoke build of the book runs beside them (tests/conftest.py)
+test: $(VENV)/.installed  ## unit tests, phenomenon tests, and nbmake on every chapter notebook at the smoke profile
+	$(PY) -m pytest -n 2 --dist worksteal --durations=25  # two workers, one per core, an idle one takes tests queued on the other; beside them nbmake executes copies of book/*.ipynb and the site is built from them (tests/smoke_book.py)
 
 reproduce: $(VENV)/.installed  ## retrain every stored cpu run from scratch; reproduce/reproduce.md compares
 	$(PY) -m ldrkit reproduce --profile cpu --out reproduce

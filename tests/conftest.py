@@ -1,19 +1,19 @@
 """Shared test setup: one torch thread per test process, run folders under pytest's tmp dirs, and the
-book built once with the smoke profile (used by the chapter and the website tests)."""
+smoke build of the book made once (nbmake executes every chapter notebook, the site is built from its
+outputs: tests/smoke_book.py), read by the chapter and the website tests."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 # One thread per process, set in the environment so that every process a test starts inherits it
-# (the ldrkit CLI, papermill's kernels, the smoke build's kernels). A subprocess with torch's default
-# of two OpenMP threads beside the other pytest worker spins on both cores and slows both 20-60x:
+# (the ldrkit CLI, papermill's kernels, nbmake's kernels in the smoke build). A subprocess with torch's
+# default of two OpenMP threads beside the other pytest worker spins on both cores and slows both 20-60x:
 # that made a 9-second chapter run past the smoke build's 40-minute limit in CI.
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
@@ -28,23 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def _isolated_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("LDRKIT_RUNS", str(tmp_path / "runs"))
     monkeypatch.delenv("LDRKIT_PROFILE", raising=False)
-
-
-@dataclass
-class SmokeBuild:
-    """A finished `jupyter-book build` of the repository with LDRKIT_PROFILE=smoke."""
-
-    out: Path          # --path-output: out/_build/html, out/_build/jupyter_execute/book/NAME.ipynb
-    returncode: int
-    log: str
-    seconds: float
-
-    @property
-    def html(self) -> Path:
-        return self.out / "_build" / "html"
-
-    def executed(self, docname: str) -> Path:
-        return self.out / "_build" / "jupyter_execute" / f"{docname}.ipynb"
 
 
 def pytest_configure(config):
@@ -81,31 +64,8 @@ def pytest_collection_modifyitems(config, items):
 
 def _smoke_paths(base: Path) -> tuple[Path, Path, Path]:
     """The smoke build's output folder, its result record and the marker of a background build."""
-    return base / "smoke-book", base / "smoke-book.json", base / "smoke-book.started"
-
-
-def build_smoke_book(out: Path, record: Path) -> None:
-    """Build the book with LDRKIT_PROFILE=smoke into `out` (-W -n --keep-going) and write `record`."""
-    import json
-
-    # One thread: the pytest workers (make test runs two) train beside it.
-    # No progress bars: a widget update per training step floods the kernel's IOPub channel for nothing.
-    env = dict(os.environ, LDRKIT_PROFILE="smoke", LDRKIT_RUNS=str(out / "runs"), OMP_NUM_THREADS="1",
-               MKL_NUM_THREADS="1", TQDM_DISABLE="1")
-    jb = Path(sys.executable).with_name("jupyter-book")  # the venv's console script
-    start = time.monotonic()
-    try:
-        build = subprocess.run([str(jb) if jb.exists() else "jupyter-book", "build", str(ROOT), "--path-output",
-                                str(out), "-W", "-n", "--keep-going"], env=env, capture_output=True, text=True,
-                               timeout=40 * 60)
-        returncode, log = build.returncode, build.stdout + build.stderr
-    except subprocess.TimeoutExpired as err:
-        out_text = b"".join(x for x in (err.stdout, err.stderr) if isinstance(x, bytes)).decode(errors="replace")
-        returncode, log = -1, f"the smoke build ran past 40 minutes\n{out_text}"
-    seconds = time.monotonic() - start
-    tmp = record.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"returncode": returncode, "log": log, "seconds": seconds}))
-    tmp.replace(record)
+    out = base / "smoke-book"
+    return out, out / "record.json", base / "smoke-book.started"
 
 
 def _wants_smoke_build(config) -> bool:
@@ -132,8 +92,8 @@ def pytest_sessionstart(session):
     base = config._tmp_path_factory.getbasetemp()
     out, record, started = _smoke_paths(base)
     started.write_text(str(os.getpid()))
-    script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import conftest; "
-              f"from pathlib import Path; conftest.build_smoke_book(Path({str(out)!r}), Path({str(record)!r}))")
+    script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import smoke_book; "
+              f"from pathlib import Path; smoke_book.build(Path({str(out)!r}))")
     config._ldrkit_smoke = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL,
                                             stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -149,24 +109,25 @@ def pytest_sessionfinish(session):
 
 
 @pytest.fixture(scope="session")
-def smoke_book(tmp_path_factory) -> SmokeBuild:
-    """The book built once per test run with the smoke profile, every chapter executed (-W -n --keep-going).
+def smoke_book(tmp_path_factory):
+    """The smoke build (tests/smoke_book.py), made once per test run: nbmake executes every chapter notebook
+    with the smoke profile, then the site is built from the executed notebooks without executing again.
 
-    The build goes into a fresh temporary --path-output (its own jupyter-cache and run folders),
-    because the execution cache does not key on LDRKIT_PROFILE: a smoke build must never mix
-    with the cpu website. The controller starts it in the background when the session starts
+    It goes into a fresh temporary folder (its own run folders): a smoke build must never mix with the
+    cpu website. The controller starts it in the background when the session starts
     (`pytest_sessionstart`); the workers wait for its record. Without that (a run of a few test
     files), the first worker to ask builds under a file lock and the others wait and read its result.
-    LDRKIT_SMOKE_BUILD=DIR reuses a finished build in DIR instead.
+    LDRKIT_SMOKE_BUILD=DIR reuses a finished build in DIR (the folder holding _build/html and record.json).
     """
-    import json
-
     from filelock import FileLock
+
+    import smoke_book as book
 
     reuse = os.environ.get("LDRKIT_SMOKE_BUILD")
     if reuse:
         assert (Path(reuse) / "_build" / "html").is_dir(), f"LDRKIT_SMOKE_BUILD={reuse} has no _build/html"
-        return SmokeBuild(Path(reuse), 0, "", 0.0)
+        assert (Path(reuse) / "record.json").is_file(), f"LDRKIT_SMOKE_BUILD={reuse} has no record.json"
+        return book.SmokeBuild.load(Path(reuse))
     shared = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         shared = shared.parent  # the folder all workers' base temps live in (the controller's base temp)
@@ -177,6 +138,5 @@ def smoke_book(tmp_path_factory) -> SmokeBuild:
             time.sleep(2)
     with FileLock(str(shared / "smoke-book.lock")):
         if not record.exists():
-            build_smoke_book(out, record)
-        done = json.loads(record.read_text())
-        return SmokeBuild(out, done["returncode"], done["log"], done["seconds"])
+            return book.build(out)
+        return book.SmokeBuild.load(out)

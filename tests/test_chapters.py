@@ -1,7 +1,8 @@
-"""Every chapter in _toc.yml executes top to bottom with the smoke profile (what nbmake would do for .ipynb).
+"""Every chapter in _toc.yml executes top to bottom with the smoke profile under nbmake.
 
-The chapters are executed once, by the smoke build of the book (the `smoke_book` fixture in
-conftest.py, shared with tests/test_website.py); these tests read the executed notebooks.
+nbmake executes each committed book/NAME.ipynb once, in the smoke build (tests/smoke_book.py, the `smoke_book`
+fixture in conftest.py, shared with tests/test_website.py, whose site is built from the same executed notebooks);
+these tests report nbmake's verdict per chapter and check what the executed notebooks hold.
 """
 from pathlib import Path
 
@@ -9,26 +10,9 @@ import jupytext
 import pytest
 import yaml
 
+from smoke_book import chapters, toc_files  # noqa: F401  (test_colab and test_website import them from here)
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def toc_files(node) -> list[str]:
-    found = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("file", "root") and isinstance(value, str):
-                found.append(value)
-            else:
-                found += toc_files(value)
-    elif isinstance(node, list):
-        for item in node:
-            found += toc_files(item)
-    return found
-
-
-def chapters() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [f for f in toc_files(toc) if "kernelspec" in (ROOT / f"{f}.md").read_text()[:400]]  # executable only
 
 
 def test_every_toc_entry_exists():
@@ -41,16 +25,15 @@ def test_every_toc_entry_exists():
 def test_chapter_executes_with_the_smoke_profile(docname, smoke_book):
     source = jupytext.read(ROOT / f"{docname}.md")
     assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in source.cells), "no parameters cell"
-    path = smoke_book.executed(docname)
-    stem = Path(docname).stem
-    assert path.exists(), (f"{docname} was not executed by the smoke build; its lines in the build log:\n"
-                           + "\n".join(l for l in smoke_book.log.splitlines() if stem in l)[-3000:])
-    nb = jupytext.read(path)
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors, "\n".join("\n".join(e.get("traceback", [])) for e in errors)[-3000:]
+    assert (ROOT / f"{docname}.ipynb").exists(), f"{docname}.ipynb is missing: run `make notebooks`"
+    outcome, detail = smoke_book.verdict(docname)
+    assert outcome != "missing", f"nbmake did not report {docname}.ipynb; its lines in nbmake's output:\n{detail}"
+    assert outcome == "passed", f"nbmake: {docname}.ipynb failed:\n{detail[-3000:]}"
+    nb = jupytext.read(smoke_book.executed(docname))
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert images, "a chapter shows at least one figure"
-    assert len([c for c in nb.cells if c.cell_type == "code"]) == len([c for c in source.cells if c.cell_type == "code"])
+    ran, written = (len([c for c in book.cells if c.cell_type == "code"]) for book in (nb, source))
+    assert ran == written, f"nbmake ran {ran} code cells of {docname}.ipynb, {docname}.md has {written}: `make notebooks`"
 
 
 @pytest.mark.parametrize("docname", chapters(), ids=lambda d: Path(d).stem)

@@ -6,8 +6,9 @@ loads with a non-zero natural size) and no error output; the next/previous links
 contents in order and every sidebar link resolves; search finds pages for "parity". A screenshot of every
 page is saved (the folder is printed; LDRKIT_SCREENSHOTS overrides it).
 
-The build is conftest.smoke_book (a fresh temporary --path-output, built once per test run and shared with
-tests/test_chapters.py); LDRKIT_SMOKE_BUILD=DIR reuses a finished smoke build (DIR/_build/html).
+The build is conftest.smoke_book (tests/smoke_book.py: nbmake executes every chapter notebook once, the site is
+built from those executed notebooks without executing again, in a fresh temporary folder, once per test run and
+shared with tests/test_chapters.py); LDRKIT_SMOKE_BUILD=DIR reuses a finished smoke build (DIR/_build/html).
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ EXECUTABLE = {f for f in TOC if "kernelspec" in (ROOT / f"{f}.md").read_text()[:
 
 @pytest.fixture(scope="module")
 def site(smoke_book):
-    """The smoke build (conftest.smoke_book, shared with tests/test_chapters.py), served on localhost."""
+    """The smoke build's site (conftest.smoke_book, shared with tests/test_chapters.py), served on localhost."""
     log = smoke_book.log
     warnings = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line]
     assert smoke_book.returncode == 0, "the book does not build cleanly:\n" + "\n".join(warnings[:40]) + log[-3000:]
