@@ -280,12 +280,12 @@ for _d in (8, 16):
 
 
 # The waiting time on the univariate plateau against d: plain SGD only (the gradient flow of section 5, no
-# optimiser switch), stopped once the loss is below 0.4 x the univariate level (past the escape at 0.5 x,
-# stairs.ESCAPE_FRACTION), or censored at `steps`.
+# optimiser switch), stopped once the smoothed loss is below 0.85 x the univariate level (just past the
+# departure from the plateau at 0.9 x, stairs.DEPARTURE_FRACTION), or censored at `steps`.
 STAIRS_WAIT = {"smoke": {"width": 64, "batch": 256, "record_every": 10, "snapshots": 10, "level_samples": 1 << 14,
-                         "lr": 0.05, "steps": {3: 600, 4: 600, 5: 600, 6: 600}},
+                         "lr": 0.05, "steps": {3: 600, 4: 600, 5: 600, 6: 600, 7: 600, 8: 600}},
                "cpu": {"width": 512, "batch": 1024, "record_every": 50, "snapshots": 20, "lr": 0.05,
-                       "steps": {3: 20000, 4: 30000, 5: 60000, 6: 100000}}}
+                       "steps": {3: 20000, 4: 30000, 5: 40000, 6: 60000, 7: 80000, 8: 80000}}}
 STAIRS_WAIT["paper"] = STAIRS_WAIT["cpu"]
 
 
@@ -296,7 +296,7 @@ def stairs_wait_spec(d: int, profile: str, seed: int) -> dict:
     if d not in steps:
         raise UnknownNameError(f"no waiting-time run for d={d} at profile {profile}; valid d: {sorted(steps)}")
     base = {"d": d, "seed": seed, "sqrt_alpha_bar": 0.9, "sigma_init": 1e-3, "r": 1.0, "coordinate": 0,
-            "dtype": "float32", "level_samples": 1 << 18, "stop_below": 0.4}
+            "dtype": "float32", "level_samples": 1 << 18, "stop_below": 0.85}
     return merge(base, {**sizes, "phases": [{"optimizer": "sgd", "lr": lr, "lr_end": lr, "steps": steps[d]}]})
 
 

@@ -24,7 +24,8 @@ from . import hypercube as H
 from .files import write_json
 from .runs import Run
 
-ESCAPE_FRACTION = 0.5  # a run has left the univariate plateau once its smoothed loss is below this x that level
+DEPARTURE_FRACTION = 0.9  # a run has left the univariate plateau once its smoothed loss is below this x that level
+ESCAPE_FRACTION = 0.5     # ... and has escaped (learned most of the residual) below this x that level
 SMOOTH_WINDOW = 9      # recorded losses averaged before plateaus, arrival and escape are read
 
 
@@ -183,25 +184,31 @@ def run_stairs(config: dict, run: Run, progress: bool = True) -> dict:
 
 
 def waiting_time(smoothed: np.ndarray, levels: dict[str, float], band: float = 0.25) -> dict:
-    """Steps spent on the univariate plateau: from arrival to escape, on a smoothed curve [[step, loss]].
+    """Steps spent on the univariate plateau, read on a smoothed curve [[step, loss]].
 
-    Arrival: the first record whose loss is within band x (univariate level) above the univariate level
-    (the network has learned the best function of its own coordinate). Escape: the first record after
-    arrival below ESCAPE_FRACTION x that level (it reads the other coordinates). `steps` is None when
-    the run never arrived or never escaped (`censored_at` then says how long it waited without escaping).
+    Arrival: the first record within band x (univariate level) above the level (the network has learned the best
+    function of its own coordinate). Departure: the first record after arrival below DEPARTURE_FRACTION x the level:
+    no function of x^(1) alone gets there, so the network has begun to read the other coordinates; `steps` is
+    departure - arrival, the waiting time. Escape: the first record below ESCAPE_FRACTION x the level (most of the
+    residual learned). A missing event is None; `censored_at` (steps after arrival at the end of the curve) then
+    bounds the waiting time from below.
     """
     uni = levels["univariate"]
     steps, losses = smoothed[:, 0], smoothed[:, 1]
+    out = {"arrival": None, "departure": None, "escape": None, "steps": None, "censored_at": None}
     arrived = np.flatnonzero(losses <= uni * (1 + band))
     if not len(arrived):
-        return {"arrival": None, "escape": None, "steps": None, "censored_at": None}
+        return out
     first = int(arrived[0])
-    below = np.flatnonzero(losses[first:] < ESCAPE_FRACTION * uni)
-    arrival = int(steps[first])
-    if not len(below):
-        return {"arrival": arrival, "escape": None, "steps": None, "censored_at": int(steps[-1]) - arrival}
-    escape = int(steps[first + below[0]])
-    return {"arrival": arrival, "escape": escape, "steps": escape - arrival, "censored_at": None}
+    out["arrival"] = int(steps[first])
+    for key, fraction in (("departure", DEPARTURE_FRACTION), ("escape", ESCAPE_FRACTION)):
+        below = np.flatnonzero(losses[first:] < fraction * uni)
+        out[key] = int(steps[first + below[0]]) if len(below) else None
+    if out["departure"] is None:
+        out["censored_at"] = int(steps[-1]) - out["arrival"]
+    else:
+        out["steps"] = out["departure"] - out["arrival"]
+    return out
 
 
 def smooth(curve: np.ndarray, window: int = 5) -> np.ndarray:

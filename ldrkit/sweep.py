@@ -94,7 +94,9 @@ def summarise(metrics: list[dict]) -> list[dict]:
 
 
 def format_summary(rows: list[dict]) -> str:
-    """A markdown table of `summarise` rows."""
+    """A markdown table of `summarise` rows (a sentence when the grid sampled nothing, e.g. theory runs)."""
+    if not rows:
+        return "no sampling runs in this grid: nothing to summarise (theory runs: python -m ldrkit theory ...)\n"
     lines = ["| experiment | seeds | invalid | hallucination | in-dataset | extrapolation | broken among legible (95%) |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:

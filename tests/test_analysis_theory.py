@@ -161,8 +161,9 @@ def test_stairs_readers_and_figures_on_a_short_real_run(tmp_path):
 def test_waiting_fit_recovers_an_exact_exponential_and_power_law():
     rows = [{"d": d, "seed": s, "waiting steps": 10 * 3.0**d, "censored at": None} for d in (3, 4, 5, 6) for s in (0, 1)]
     rows.append({"d": 7, "seed": 0, "waiting steps": None, "censored at": 5000})
+    rows.append({"d": 2, "seed": 0, "waiting steps": 50, "censored at": None, "resolution": 450})  # not measured
     fit = T.waiting_fit(rows)
-    assert fit["runs"] == 8 and fit["censored"] == 1
+    assert fit["runs"] == 8 and fit["censored"] == 1 and fit["below_resolution"] == 1
     assert fit["exponential"]["slope"] == pytest.approx(math.log(3.0))
     assert fit["exponential"]["r2"] == pytest.approx(1.0)
     assert fit["exponential"]["predicted_d16"] == pytest.approx(10 * 3.0**16, rel=1e-9)
@@ -174,6 +175,6 @@ def test_waiting_fit_recovers_an_exact_exponential_and_power_law():
 
 
 def test_tilt_verdict_branches():
-    assert T.tilt_verdict(0.01, 0.02) == "local: reads x_1 only"
-    assert T.tilt_verdict(0.9, 0.02) == "reads x_1 and its dependent partner x_2 only"
+    assert T.tilt_verdict(0.02, 0.015) == "local: reads x_1 only"
+    assert T.tilt_verdict(0.08, 0.01) == "reads x_1 and its dependent partner x_2 only"
     assert T.tilt_verdict(0.9, 0.5) == "reads the other coordinates too"

@@ -18,7 +18,7 @@ from scipy import stats
 
 from .. import hypercube as H
 from ..runs import Run
-from ..stairs import smooth
+from ..stairs import smooth, waiting_time
 
 # --- verdict thresholds -------------------------------------------------------------------------------
 ROUNDING_RATIO = 1e-9     # off-/on-axis mass ratio below which a run started on M is still on M (float64)
@@ -393,31 +393,39 @@ def plot_stairs_functions(runs: dict[int, Run]):
 # --- the waiting time on the univariate plateau against d -------------------------------------------------
 
 def waiting_rows(runs: dict[tuple[int, int], Run]) -> list[dict]:
-    """Per (d, seed) run: when it arrived on the univariate plateau, when it escaped (stairs.waiting_time)
-    and the steps in between; `censored at` when it never escaped (a lower bound on its waiting time)."""
+    """Per (d, seed) run, read from its smoothed loss curve by stairs.waiting_time: arrival on the univariate
+    plateau, departure (the waiting steps in between), escape; `censored at` when it never departed (a lower
+    bound on its waiting time)."""
     rows = []
     for (d, seed), run in sorted(runs.items()):
-        w = run.metrics["waiting"]
-        rows.append({"d": d, "seed": seed, "arrival": w["arrival"], "escape": w["escape"], "waiting steps": w["steps"],
-                     "censored at": w["censored_at"], "wall seconds": run.metrics["wall_seconds"]})
+        rec = stairs_record(run)
+        w = waiting_time(rec["smooth"], rec["levels"])
+        rows.append({"d": d, "seed": seed, "arrival": w["arrival"], "departure": w["departure"], "escape": w["escape"],
+                     "waiting steps": w["steps"], "censored at": w["censored_at"],
+                     "resolution": rec["config"]["record_every"] * SMOOTH_WINDOW,
+                     "final / univariate": rec["final_loss"] / rec["levels"]["univariate"],
+                     "wall seconds": rec["wall_seconds"]})
     return rows
 
 
 def waiting_fit(rows: list[dict]) -> dict:
-    """Fit log(waiting steps) against d two ways over the runs that escaped: exponential (log w = a + b d)
-    and power law (log w = a + k log d), by least squares on every seed's value. Returns each fit's
-    parameters, standard errors, R^2 and its prediction for d = 16, plus the number of censored runs."""
-    done = [r for r in rows if r["waiting steps"]]
+    """Fit log(waiting steps) against d two ways over the runs that departed after a measurable wait:
+    exponential (log w = a + b d) and power law (log w = a + k log d), by least squares on every seed's value.
+    A wait no longer than the curve's smoothing window (`resolution`) is not measured and left out. Returns each
+    fit's parameters, standard errors, R^2 and its prediction for d = 16, and the runs left out and why."""
+    done = [r for r in rows if r["waiting steps"] and r["waiting steps"] > r.get("resolution", 0)]
     d = np.array([r["d"] for r in done], dtype=float)
     y = np.log([r["waiting steps"] for r in done])
-    out = {"runs": len(done), "censored": len(rows) - len(done), "ds": sorted(set(int(v) for v in d))}
+    out = {"runs": len(done), "censored": sum(1 for r in rows if not r["waiting steps"]),
+           "below_resolution": sum(1 for r in rows if r["waiting steps"] and r not in done),
+           "ds": sorted(set(int(v) for v in d))}
     if len(set(d)) < 2:
         return out
     for name, x in (("exponential", d), ("power", np.log(d))):
         fit = stats.linregress(x, y)
         x16 = 16.0 if name == "exponential" else math.log(16.0)
-        out[name] = {"intercept": fit.intercept, "slope": fit.slope, "slope_se": fit.stderr,
-                     "r2": fit.rvalue ** 2, "predicted_d16": float(math.exp(fit.intercept + fit.slope * x16))}
+        out[name] = {"intercept": float(fit.intercept), "slope": float(fit.slope), "slope_se": float(fit.stderr),
+                     "r2": float(fit.rvalue ** 2), "predicted_d16": float(math.exp(fit.intercept + fit.slope * x16))}
     return out
 
 
@@ -432,17 +440,22 @@ def waiting_fit_rows(fit: dict, lr: float) -> list[dict]:
              "predicted steps at d=16": fit[name]["predicted_d16"],
              "gradient-flow time at d=16": fit[name]["predicted_d16"] * lr,
              "steps at the paper's step size": fit[name]["predicted_d16"] * lr / PAPER_LR}
-            for name in ("exponential", "power") if name in fit]
+            for name in ("exponential", "power") if name in fit] or \
+        [{"model": f"no fit: measured waits at {len(fit['ds'])} value(s) of d, two are needed"}]
 
 
 def plot_waiting(rows: list[dict], fit: dict, ax=None):
-    """Waiting steps against d (log scale), every seed, the censored runs as upward triangles at their
-    lower bound, and both fits extended to d = 16."""
+    """Waiting steps against d (log scale), every seed: waits shorter than the smoothing window as hollow grey
+    circles at that upper bound, censored runs as upward triangles at their lower bound, both fits to d = 16."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
-    done = [r for r in rows if r["waiting steps"]]
+    done = [r for r in rows if r["waiting steps"] and r["waiting steps"] > r.get("resolution", 0)]
+    short = [r for r in rows if r["waiting steps"] and r not in done]
     cens = [r for r in rows if not r["waiting steps"] and r["censored at"]]
-    ax.semilogy([r["d"] for r in done], [r["waiting steps"] for r in done], "o", label="escaped (one seed each)")
+    ax.semilogy([r["d"] for r in done], [r["waiting steps"] for r in done], "o", label="departed (one seed each)")
+    if short:
+        ax.semilogy([r["d"] for r in short], [r["resolution"] for r in short], "o", mfc="none", color="grey",
+                    label="departed within the smoothing window (at most)")
     if cens:
         ax.semilogy([r["d"] for r in cens], [r["censored at"] for r in cens], "^", color="C3",
                     label="never escaped (waited at least)")
@@ -459,29 +472,34 @@ def plot_waiting(rows: list[dict], fit: dict, ax=None):
 
 # --- the bias switched off? pairwise dependence (stairs-tilt-*) -------------------------------------------
 
-READS_PARTNER = 0.2  # mean |a w^(2)| above this fraction of mean |a w^(1)|: the network reads the tilted partner
+PARTNER_OVER_REST = 3.0  # mean |a w^(2)| at least this many times the largest untilted coordinate's: reads x_2
+READS_REST = 0.2         # the largest untilted coordinate's weight above this fraction of the on-axis one: reads the rest
 
 
 def tilt_row(run: Run) -> dict:
-    """One tilted run at its end: the tilt, its levels, the final loss, and how much the weights read the
-    output coordinate, its tilted partner and the rest (mean |a_j w_j^(k)|, as fractions of the on-axis one)."""
+    """One tilted run at its end: the tilt, its levels, the final loss, the share of the gap between the univariate
+    and the pair level that training closed, and how much the weights read the output coordinate, its tilted
+    partner and the untilted rest (mean |a_j w_j^(k)|, as fractions of the on-axis one; the rest is the control
+    inside the run: coordinates with no pairwise dependence on x_1)."""
     m, c = run.metrics, run.config
     i, j = c["distribution"]["pair"]
     axis = np.array(m["axis_weights"][-1][1:])
-    rest = np.delete(axis, [i, j])
-    return {"E[x1 x2]": c["distribution"]["strength"], "univariate level": m["levels"]["univariate"],
-            "pair level": m["levels"]["pair"], "final loss": m["final_loss"],
-            "partner / on-axis": axis[j] / axis[i], "rest / on-axis": rest.max() / axis[i],
-            "verdict": tilt_verdict(axis[j] / axis[i], rest.max() / axis[i])}
+    rest = float(np.delete(axis, [i, j]).max() / axis[i])
+    partner = float(axis[j] / axis[i])
+    uni, pair = m["levels"]["univariate"], m["levels"]["pair"]
+    gap = uni - pair
+    return {"E[x1 x2]": c["distribution"]["strength"], "univariate level": uni, "pair level": pair,
+            "final loss": m["final_loss"], "gap closed": (uni - m["final_loss"]) / gap if gap > m["levels_se"] else math.nan,
+            "partner / on-axis": partner, "rest / on-axis": rest, "verdict": tilt_verdict(partner, rest)}
 
 
-def tilt_verdict(partner: float, rest: float, threshold: float = READS_PARTNER) -> str:
-    """Which coordinates the trained network reads (weight fractions of the on-axis weight)."""
-    if partner < threshold and rest < threshold:
-        return "local: reads x_1 only"
-    if rest < threshold:
+def tilt_verdict(partner: float, rest: float) -> str:
+    """Which coordinates the trained network reads, from weight fractions of the on-axis weight."""
+    if rest >= READS_REST:
+        return "reads the other coordinates too"
+    if partner >= PARTNER_OVER_REST * rest:
         return "reads x_1 and its dependent partner x_2 only"
-    return "reads the other coordinates too"
+    return "local: reads x_1 only"
 
 
 def tilt_rows(runs: dict[float, Run]) -> list[dict]:
