@@ -384,6 +384,37 @@ _QUARTER = "Quarter-MNIST: four handwritten digits with s1+s2=s3+s4, 470 of 670 
 register(Experiment("quarter-digits-unet", _QUARTER.format("UNet"), _quarter("unet", 6000)))
 register(Experiment("quarter-digits-dit", _QUARTER.format("DiT"), _quarter("dit-quarter", 5000)))
 
+# Memorisation at a small training set (issue 14): n of the 670 tuples in training, one rendering each
+# (copies 1: n training images, the set a memoriser can reproduce), the UNet beside a DiT of about its
+# parameter count (270k vs 280k at cpu; 4x4-pixel patches, four tokens per 8x8 digit). The Quarter-digits
+# grammar has 670 tuples, so train_fraction n / 670 puts exactly n in training (Grammar.split rounds).
+MODELS["dit-quarter-small"] = {"smoke": dict(MODELS["dit-quarter"]["smoke"]),
+                               "cpu": {"type": "dit", "patch_size": 4, "layers": 2, "heads": 4, "head_dim": 14},
+                               "paper": dict(MODELS["dit-quarter"]["paper"])}
+
+
+def _quarter_small(model: str, n_train: int, cpu_steps: int, lr: float, ema_decay: float | None = None
+                   ) -> Callable[[str, int], dict]:
+    base = _quarter(model, cpu_steps)
+
+    def make(profile: str, seed: int) -> dict:
+        spec = base(profile, seed)
+        spec["split"]["train_fraction"] = n_train / 670
+        spec["render"]["copies"] = 1
+        if profile == "cpu":
+            spec["train"]["lr"] = lr
+            if ema_decay is not None:
+                spec["train"]["ema_decay"] = ema_decay
+        return spec
+    return make
+
+
+_QUARTER_N = "Quarter-MNIST memorisation: {} of 670 tuples in training, one rendering each; {}"
+register(Experiment("quarter-digits-dit-n32", _QUARTER_N.format(32, "DiT (4x4 patches, ~UNet's parameters)"),
+                    _quarter_small("dit-quarter-small", 32, 10_000, 2e-3, 0.995)))
+register(Experiment("quarter-digits-unet-n32", _QUARTER_N.format(32, "UNet"),
+                    _quarter_small("unet", 32, 2400, 2e-3, 0.995)))
+
 
 # Exact denoisers (oracles) of an experiment's data, sampled like a trained model.
 ORACLES = ("rule", "product", "memoriser")
