@@ -22,6 +22,8 @@ def run_provenance(run: Run) -> dict:
     else:
         code, source = code_version(), "trained here"
     steps = m.get("final", {}).get("step", (run.steps() or [None])[-1])
+    if steps is None and m.get("loss_curve"):  # a theory run (three stairs) records a loss curve, not checkpoints
+        steps = int(m["loss_curve"][-1][0])
     return {"experiment": m.get("experiment", run.path.parent.name), "profile": m.get("profile"),
             "seed": m.get("seed"), "steps": steps, "commit": code.get("commit", "unknown"),
             "dirty": code.get("dirty"), "source": source}
