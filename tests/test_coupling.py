@@ -9,32 +9,14 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from ldrkit import coupling as C
 from ldrkit import ldr as L
-from ldrkit.setups import Setup
 from ldrkit.yardsticks import build_oracle
+from parity_oracles import SCHEDULE, Mix
+from parity_oracles import parity_setup as setup_for
 
 TOL = 1e-6
-SCHEDULE = {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02}
-
-
-def setup_for(length, render=None):
-    return Setup.from_config({"grammar": {"name": "parity", "length": length},
-                              "split": {"train_fraction": 0.5, "seed": 0},
-                              "render": render or {"type": "scalar"}, "schedule": SCHEDULE})
-
-
-class Mix(nn.Module):
-    def __init__(self, a, f, g):
-        super().__init__()
-        self.a, self.f, self.g = a, f, g
-
-    def forward(self, x, t):
-        return self.a * self.f(x, t) + (1 - self.a) * self.g(x, t)
-
-
 @pytest.fixture(scope="module")
 def parity4():
     s = setup_for(4)

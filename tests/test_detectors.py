@@ -10,14 +10,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from ldrkit import detectors as D
 from ldrkit.analysis import detection as A
-from ldrkit.setups import Setup
 from ldrkit.yardsticks import build_oracle
-
-SCHEDULE = {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02}
+from parity_oracles import parity_setup
 
 
 def null_sd(n1, n0):
@@ -25,19 +22,9 @@ def null_sd(n1, n0):
     return math.sqrt((n1 + n0 + 1) / (12 * n1 * n0))
 
 
-class Mix(nn.Module):
-    def __init__(self, a, f, g):
-        super().__init__()
-        self.a, self.f, self.g = a, f, g
-
-    def forward(self, x, t):
-        return self.a * self.f(x, t) + (1 - self.a) * self.g(x, t)
-
-
 @pytest.fixture(scope="module")
 def parity6():
-    return Setup.from_config({"grammar": {"name": "parity", "length": 6}, "split": {"train_fraction": 0.5, "seed": 0},
-                              "render": {"type": "scalar"}, "schedule": SCHEDULE})
+    return parity_setup(6)
 
 
 def test_auroc_of_the_label_is_one_of_a_constant_one_half_and_of_noise_near_one_half():
