@@ -155,9 +155,8 @@ def _dispatch(args) -> int:
         from .analysis import theory as T
         if args.what == "waiting":
             rows = T.waiting_rows(T.waiting_runs(args.profile))
-            fit = T.waiting_fit(rows)
-            out = {"runs": rows, "fit": fit, "lr": T.waiting_lr(args.profile),
-                   "fit_rows": T.waiting_fit_rows(fit, T.waiting_lr(args.profile))}
+            fit, lr = T.waiting_fit(rows), T.waiting_lr(args.profile)
+            out = {"runs": rows, "fit": fit, "lr": lr, "fit_rows": T.waiting_fit_rows(fit, lr)}
         else:
             out = {"runs": T.tilt_rows(T.tilt_runs(args.profile))}
         print(json.dumps(out, indent=1, default=float) if args.json else T.format_rows(out))

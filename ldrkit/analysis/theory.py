@@ -18,7 +18,7 @@ from scipy import stats
 
 from .. import hypercube as H
 from ..runs import Run
-from ..stairs import smooth, waiting_time
+from ..stairs import SMOOTH_WINDOW, smooth, waiting_time  # the window run_stairs reads its plateaus with
 
 # --- verdict thresholds -------------------------------------------------------------------------------
 ROUNDING_RATIO = 1e-9     # off-/on-axis mass ratio below which a run started on M is still on M (float64)
@@ -36,7 +36,6 @@ THEORY_SIZES = {
             "bound_points": 2000, "small_d_starts": 64},
 }
 INVARIANCE_OFFSETS = {"on M": 0.0, "1e-3 off M": 1e-3, "1e-2 off M": 1e-2}
-SMOOTH_WINDOW = 9  # recorded losses per running mean (single batches are noisy), as find_plateaus is fed
 
 
 def theory_sizes(sizes: dict) -> dict:
@@ -547,13 +546,10 @@ def tilt_runs(profile: str, seed: int = 0) -> dict[float, Run]:
 
 
 def format_rows(out: dict) -> str:
-    """The command line's text: each list of rows as a pandas table, each fit as its rows."""
+    """The command line's text: the runs' rows, then the fit's rows when there are any, as pandas tables."""
     import pandas as pd
-    parts = [pd.DataFrame(out["runs"]).to_string(index=False, float_format=lambda v: f"{v:.4g}")]
-    if "fit" in out:
-        parts.append(pd.DataFrame(waiting_fit_rows(out["fit"], out["lr"])).to_string(index=False,
-                                                                                   float_format=lambda v: f"{v:.4g}"))
-    return "\n\n".join(parts)
+    return "\n\n".join(pd.DataFrame(out[key]).to_string(index=False, float_format=lambda v: f"{v:.4g}")
+                       for key in ("runs", "fit_rows") if key in out)
 
 
 def tilt_summary(rows: list[dict]) -> str:
