@@ -15,24 +15,25 @@ class MLPDenoiser(nn.Module):
     Its receptive field is global: every output coordinate can depend on every input coordinate.
     """
 
-    def __init__(self, dim: int, hidden: int = 256, depth: int = 3, time_dim: int = 64):
+    def __init__(self, dim: int, hidden: int = 256, depth: int = 3, time_dim: int = 64, cond_channels: int = 0):
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
-        self.dim = dim
+        self.dim, self.cond_channels = dim, cond_channels
         self.time_proj = Timesteps(time_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embed = TimestepEmbedding(time_dim, hidden)
-        self.inp = nn.Linear(dim, hidden)
+        self.inp = nn.Linear(dim + cond_channels, hidden)
         self.blocks = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(depth - 1))
         self.time_to_block = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(depth - 1))
         self.out = nn.Linear(hidden, dim)
         self.act = nn.SiLU()
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """cond: (n, cond_channels) extra inputs (a conditioning the output does not predict), if the model has any."""
         if x.dim() != 2 or x.shape[1] != self.dim:
             raise ValueError(f"MLPDenoiser expects inputs of shape (n, {self.dim}), got {tuple(x.shape)}")
         temb = self.time_embed(self.time_proj(torch.as_tensor(t).expand(len(x))).to(x.dtype))
-        h = self.act(self.inp(x) + temb)
+        h = self.act(self.inp(_with_cond(x, cond, self.cond_channels)) + temb)
         for block, time_to_block in zip(self.blocks, self.time_to_block):
             h = self.act(block(h) + time_to_block(temb))
         return self.out(h)
@@ -50,7 +51,7 @@ class UNetDenoiser(nn.Module):
 
     def __init__(self, signal_shape: tuple[int, int, int], channels: tuple[int, ...] = (16, 32, 32),
                  layers_per_block: int = 1, attention_head_dim: int = 8, norm_num_groups: int = 8,
-                 dropout: float = 0.0, attention_levels: int = 1):
+                 dropout: float = 0.0, attention_levels: int = 1, cond_channels: int = 0):
         super().__init__()
         from diffusers import UNet2DModel
         c, h, w = _image_shape(signal_shape, "unet")
@@ -60,17 +61,18 @@ class UNetDenoiser(nn.Module):
         k = int(attention_levels)
         if not 0 <= k <= levels:
             raise ValueError(f"unet: attention_levels must lie in 0..{levels}, got {k}")
-        self.signal_shape = (c, h, w)
+        self.signal_shape, self.cond_channels = (c, h, w), cond_channels
         self.net = UNet2DModel(
-            sample_size=(h, w), in_channels=c, out_channels=c, block_out_channels=tuple(channels),
+            sample_size=(h, w), in_channels=c + cond_channels, out_channels=c, block_out_channels=tuple(channels),
             layers_per_block=layers_per_block,
             down_block_types=("DownBlock2D",) * (levels - k) + ("AttnDownBlock2D",) * k,
             up_block_types=("AttnUpBlock2D",) * k + ("UpBlock2D",) * (levels - k),
             attention_head_dim=attention_head_dim, norm_num_groups=norm_num_groups, dropout=dropout)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """cond: (n, cond_channels, H, W) extra input channels (a conditioning map), if the model has any."""
         _check_input(x, self.signal_shape, "UNetDenoiser")
-        return self.net(x, torch.as_tensor(t).expand(len(x))).sample
+        return self.net(_with_cond(x, cond, self.cond_channels), torch.as_tensor(t).expand(len(x))).sample
 
 
 def _rect_dit_class():
@@ -136,6 +138,18 @@ class DiTDenoiser(nn.Module):
         t = torch.as_tensor(t).expand(len(x))
         labels = torch.zeros(len(x), dtype=torch.long, device=x.device)
         return self.net(x, t, class_labels=labels).sample
+
+
+def _with_cond(x: torch.Tensor, cond: torch.Tensor | None, channels: int) -> torch.Tensor:
+    """x with the conditioning appended along dimension 1; a model built with cond_channels needs exactly that."""
+    if channels == 0:
+        if cond is not None:
+            raise ValueError("this model takes no conditioning (built with cond_channels=0)")
+        return x
+    if cond is None or cond.shape[0] != x.shape[0] or cond.shape[1] != channels or cond.shape[2:] != x.shape[2:]:
+        raise ValueError(f"expected a conditioning of shape ({len(x)}, {channels}, {', '.join(map(str, x.shape[2:]))}), "
+                         f"got {None if cond is None else tuple(cond.shape)}")
+    return torch.cat([x, cond], 1)
 
 
 def _image_shape(signal_shape, kind: str) -> tuple[int, int, int]:

@@ -16,6 +16,7 @@ from .categorize import fractions
 from .runs import Run
 from .setups import Setup
 from .specs import DEFAULTS, ORACLES
+from .symbols import SymbolConditioned, bind, token_indices, token_symbols
 from .train import train
 from .yardsticks import build_oracle, oracle_distances
 
@@ -43,12 +44,53 @@ def evaluate(setup: Setup, model, eval_config: dict, seed: int, oracles: dict | 
     if not torch.isfinite(samples).all():
         raise FloatingPointError(f"the model generated non-finite samples (seed {seed}); its weights have diverged")
     region = setup.renderer.region(ev["ldr_position"])
-    table = ldr_probe.ldr_levels(model, setup.schedule, region, setup.train_data, levels=tuple(ev["ldr_levels"]),
-                                 n=ev["ldr_samples"], seed=seed, method=ev["ldr_method"], probes=ev["ldr_probes"])
+    if isinstance(model, SymbolConditioned):
+        table = conditioned_ldr_levels(setup, model, region, ev, seed)
+    else:
+        table = ldr_probe.ldr_levels(model, setup.schedule, region, setup.train_data, levels=tuple(ev["ldr_levels"]),
+                                     n=ev["ldr_samples"], seed=seed, method=ev["ldr_method"], probes=ev["ldr_probes"])
     record = {"categories": fractions(setup.categorize(samples)), "ldr": table["eps"], "ldr_x0": table["x0"]}
+    if isinstance(model, SymbolConditioned):
+        record["symbols"] = symbol_record(setup, setup.last_tokens, samples)
     if oracles:
         record["oracle_distance"] = oracle_distances(model, setup, oracles, n=ev["oracle_samples"], seed=seed)
     return record, samples
+
+
+def conditioned_ldr_levels(setup: Setup, model: SymbolConditioned, region, ev: dict, seed: int) -> dict:
+    """The LDR table of a symbol-conditioned denoiser, each noised training input given its own sequence.
+
+    The inputs are the ones `ldr.ldr_levels` draws (same generator, same order); each is probed on its own
+    with the model bound to the sequence drawn in it, and the per-input ratios are averaged as `ldr_levels` does.
+    """
+    tokens = setup.training_tokens()
+    table = {"eps": {}, "x0": {}}
+    for level in ev["ldr_levels"]:
+        t = setup.schedule.timestep_for(level)
+        gen = torch.Generator().manual_seed(seed)
+        rows = torch.randint(0, len(setup.train_data), (ev["ldr_samples"],), generator=gen)
+        gen = torch.Generator().manual_seed(seed)  # ldr.noised_inputs draws the same rows from the same seed
+        inputs = ldr_probe.noised_inputs(setup.train_data, setup.schedule, t, ev["ldr_samples"], gen)
+        per_input = [ldr_probe.ldr(bind(model, tokens[i:i + 1]), setup.schedule, region, inputs=inputs[k:k + 1], t=t,
+                                   seed=seed, method=ev["ldr_method"], probes=ev["ldr_probes"])
+                     for k, i in enumerate(rows.tolist())]
+        for o in table:
+            table[o][f"{level:g}"] = float(sum(r[o].mean for r in per_input) / len(per_input))
+    return table
+
+
+def symbol_record(setup: Setup, tokens: torch.Tensor, samples: torch.Tensor) -> dict:
+    """What the prior drew and how faithfully the images show it: the share of drawn sequences that obey the
+    rule and that are training sequences, and the share of samples read back as exactly their sequence."""
+    alphabet = tuple(setup.renderer.symbols)
+    drawn = tokens.numpy()
+    symbols = token_symbols(tokens, alphabet)
+    train = {tuple(r) for r in token_indices(setup.split.train, alphabet).tolist()}
+    decoded = setup.renderer.decode(samples)
+    faithful = decoded.all_legible & (decoded.tokens == symbols).all(1)
+    return {"prior_valid": float(setup.grammar.is_valid(symbols).mean()),
+            "prior_in_dataset": float(sum(tuple(r) in train for r in drawn.tolist()) / len(drawn)),
+            "faithful": float(faithful.mean())}
 
 
 def evaluation_seed(config: dict, step: int) -> int:
@@ -67,6 +109,14 @@ def run_training(config: dict, run: Run | str, progress: bool = True, stop_after
     run = run if isinstance(run, Run) else Run(run)
     setup = Setup.from_config(config)
     model = setup.build_model(config)
+    if config.get("symbols") and config["eval"].get("oracle_distance"):
+        raise ValueError("eval.oracle_distance compares p(x) denoisers; a symbol-conditioned model denoises p(x | s): "
+                         "turn it off")
+    tokens = None
+    if isinstance(model, SymbolConditioned):  # the prior first (seconds; a resumed run reloads it with the weights)
+        model.prior.fit(token_indices(setup.split.train, tuple(setup.renderer.symbols)),
+                        seed=config["train"]["seed"], **(config["symbols"].get("fit") or {}))
+        tokens = setup.training_tokens()
     oracles = {w: build_oracle(setup, w) for w in ORACLES} if config["eval"].get("oracle_distance") else None
 
     def evaluate_step(model, step: int) -> dict:
@@ -76,7 +126,7 @@ def run_training(config: dict, run: Run | str, progress: bool = True, stop_after
         return record
 
     return train(run, config, model, setup.schedule, setup.train_data, evaluate_step,
-                 stop_after=stop_after, progress=progress)
+                 stop_after=stop_after, progress=progress, tokens=tokens)
 
 
 def run_oracle(config: dict, run: Run, progress: bool = True) -> dict:

@@ -16,6 +16,7 @@ from .diffusion import Schedule
 from .grammars import Grammar, Split
 from .models import build_model
 from .render import Renderer
+from .symbols import PRIORS, SymbolConditioned, bind, token_indices
 from .systems import build_grammar, build_renderer
 
 
@@ -50,14 +51,52 @@ class Setup:
         return cls(grammar, split, renderer, Schedule(**config.get("schedule", {})), data - shift, shift)
 
     def build_model(self, config: dict) -> nn.Module:
-        """The spec's denoiser, initialised from the training seed."""
+        """The spec's denoiser, initialised from the training seed.
+
+        With config["symbols"] = {"prior": "empirical" | "autoregressive", ...prior sizes} the denoiser is a
+        `symbols.SymbolConditioned` one (p(x | s), the sequence given as extra inputs) with an untrained prior
+        (`ldrkit.pipeline` fits it before training).
+        """
         torch.manual_seed(config["train"]["seed"])
-        return build_model(config["model"], self.renderer.signal_shape)
+        symbols = config.get("symbols")
+        if not symbols:
+            return build_model(config["model"], self.renderer.signal_shape)
+        length, size = self.grammar.length, len(self.renderer.symbols)
+        image = len(self.renderer.signal_shape) == 3
+        inner = build_model({**config["model"], "cond_channels": size if image else length * size},
+                            self.renderer.signal_shape)
+        options = {k: v for k, v in symbols.items() if k not in ("prior", "fit") and v is not None}
+        if symbols["prior"] not in PRIORS:
+            raise ValueError(f"unknown symbol prior {symbols['prior']!r}; known: {', '.join(PRIORS)}")
+        if symbols["prior"] == "empirical":
+            options["capacity"] = len(self.split.train)
+        prior = PRIORS[symbols["prior"]](length, size, **options)
+        masks = torch.stack([self.renderer.region(i) for i in range(length)])
+        return SymbolConditioned(inner, masks, size, prior)
+
+    def training_tokens(self) -> torch.Tensor:
+        """The alphabet indices of the sequence drawn in each row of `train_data` (renderers that draw the
+        training set several times tile the sequences, `render_training`)."""
+        copies, rest = divmod(len(self.train_data), len(self.split.train))
+        if rest:
+            raise ValueError(f"{len(self.train_data)} training signals are not a whole number of copies of "
+                             f"{len(self.split.train)} sequences")
+        return token_indices(np.tile(self.split.train, (copies, 1)), tuple(self.renderer.symbols))
 
     def generate(self, model, n: int, seed: int, num_steps: int | None = None, progress: bool = False,
                  sampler: str = "ddpm", batch_size: int | None = None) -> torch.Tensor:
-        """n samples of the model in the renderer's space (the centring shift added back)."""
+        """n samples of the model in the renderer's space (the centring shift added back).
+
+        A symbol-conditioned model first draws n sequences from its prior (the same generator, before the
+        noise), then samples each image given its sequence; `last_tokens` keeps those sequences.
+        """
         gen = torch.Generator().manual_seed(seed)
+        self.last_tokens = None
+        if isinstance(model, SymbolConditioned):
+            if batch_size is not None and batch_size < n:
+                raise ValueError("a symbol-conditioned model samples all its images in one batch (sample_batch unset)")
+            self.last_tokens = model.sample_tokens(n, gen)
+            model = bind(model, self.last_tokens)
         x = self.schedule.sample(model, n, self.renderer.signal_shape, gen, num_steps=num_steps, progress=progress,
                                  sampler=sampler, batch_size=batch_size)
         return x + self.shift if self.shift else x

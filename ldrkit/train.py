@@ -43,6 +43,7 @@ import math
 import os
 import time
 from datetime import timedelta
+from functools import partial
 from typing import Callable
 
 import torch
@@ -103,10 +104,13 @@ def for_evaluation(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 def make_step(model: nn.Module, optimizer, accelerator, schedule: Schedule, data: torch.Tensor,
-              batch_size: int, rng: torch.Generator, ema=None) -> Callable[[], torch.Tensor]:
+              batch_size: int, rng: torch.Generator, ema=None, tokens: torch.Tensor | None = None
+              ) -> Callable[[], torch.Tensor]:
     """One optimisation step as a function returning the loss (of this process's share of the batch).
 
     With `ema` (a diffusers EMAModel of the model's parameters) the average is updated after the step.
+    With `tokens` (one row per row of `data`), the model is symbol-conditioned and is called as
+    model(x_t, t, tokens) on each example's own sequence (`ldrkit.symbols`).
 
     The global batch (examples, then timesteps, then noises) is drawn from `rng` in every process,
     the same order as `Schedule.loss`; process i keeps slice i (see the module docstring).
@@ -116,10 +120,12 @@ def make_step(model: nn.Module, optimizer, accelerator, schedule: Schedule, data
     device = accelerator.device
 
     def step() -> torch.Tensor:
-        x0 = data[torch.randint(0, len(data), (batch_size,), generator=rng)]
+        rows = torch.randint(0, len(data), (batch_size,), generator=rng)
+        x0 = data[rows]
         t = schedule.random_timesteps(batch_size, rng)
         eps = torch.randn(x0.shape, generator=rng)
-        loss = schedule.eps_loss(model, x0[part].to(device), eps[part].to(device), t[part].to(device))
+        denoiser = model if tokens is None else partial(model, tokens=tokens[rows][part].to(device))
+        loss = schedule.eps_loss(denoiser, x0[part].to(device), eps[part].to(device), t[part].to(device))
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         optimizer.step()
@@ -132,12 +138,13 @@ def make_step(model: nn.Module, optimizer, accelerator, schedule: Schedule, data
 
 def train(run: Run, config: dict, model: nn.Module, schedule: Schedule, data: torch.Tensor,
           evaluate: Callable[[nn.Module, int], dict], *, stop_after: int | None = None,
-          progress: bool = True, device: str | None = None) -> list[dict]:
+          progress: bool = True, device: str | None = None, tokens: torch.Tensor | None = None) -> list[dict]:
     """Train `model` on `data` with config["train"] = {steps, batch_size, lr, eval_every, seed[, mixed_precision, ema_decay]}.
 
     Evaluates (and checkpoints) at step 0, every eval_every steps and at the last step.
     `stop_after` ends the loop early at that step, as an interruption would (for tests).
-    `device`: see `resolve_device`. batch_size is the global batch (module docstring).
+    `device`: see `resolve_device`. batch_size is the global batch (module docstring). `tokens`: the sequence
+    of each row of `data` for a symbol-conditioned model (`make_step`).
     Returns the evaluation records in metrics.jsonl (in every process). The caller holds the run's lock.
     """
     tc = config["train"]
@@ -159,7 +166,7 @@ def train(run: Run, config: dict, model: nn.Module, schedule: Schedule, data: to
         ema = EMAModel(model.parameters(), decay=tc["ema_decay"], foreach=True)
         averaged = copy.deepcopy(model)
     evaluated = for_evaluation(averaged, accelerator.device)
-    step_once = make_step(wrapped, optimizer, accelerator, schedule, data, tc["batch_size"], rng, ema)
+    step_once = make_step(wrapped, optimizer, accelerator, schedule, data, tc["batch_size"], rng, ema, tokens)
     step, elapsed = 0, 0.0
     resume = run.resume_path
     if resume.exists():
