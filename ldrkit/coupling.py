@@ -145,6 +145,14 @@ def probe_cross_rows(model, inputs: torch.Tensor, t: int, region: torch.Tensor, 
     return ldr_probe.vjps(model, inputs, int(t), pick, k, **vjp_kwargs)
 
 
+def exact_cross_rows(model, inputs: torch.Tensor, t: int, region: torch.Tensor, **vjp_kwargs) -> torch.Tensor:
+    """All |R| Jacobian rows of `model` on R at each input (n, |R|, D), for `kappa_from_rows`: a caller that must
+    call a different denoiser per input (a symbol-conditioned one bound to each input's sequence) pools them."""
+    region = ldr_probe.check_region(region, tuple(inputs.shape[1:]))
+    return probe_cross_rows(model, inputs, t, region, _weights(region, len(inputs), "exact", 0, None, inputs.dtype),
+                            **vjp_kwargs)
+
+
 def kappa_from_rows(rows: torch.Tensor, rule_rows: torch.Tensor, product_rows: torch.Tensor,
                     region: torch.Tensor) -> dict:
     """kappa, its delta-method s.e., the rule signal and f's coupling energy from rows W J of f, the rule and the

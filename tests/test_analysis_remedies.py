@@ -1,0 +1,51 @@
+"""The remedies chapter's arithmetic and verdicts (ldrkit.analysis.remedies) on synthetic records at the thresholds."""
+import math
+
+import pytest
+
+from ldrkit.analysis import remedies as R
+
+
+def final(hall, invalid, in_dataset, extrapolation, n=1000):
+    assert math.isclose(hall + invalid + in_dataset + extrapolation, 1.0)
+    return {"categories": {"hallucination": hall, "invalid": invalid, "in_dataset": in_dataset,
+                           "extrapolation": extrapolation}, "n": n, "symbols": None, "step": 1}
+
+
+def test_arm_row_means_over_seeds_and_pools_counts():
+    row = R.arm_row("a", [final(0.4, 0.2, 0.3, 0.1), final(0.2, 0.2, 0.5, 0.1)])
+    assert row["hallucination_share"] == pytest.approx((0.5 + 0.25) / 2)
+    assert row["hallucination_share_se"] == pytest.approx(0.125)  # sd of (0.5, 0.25) / sqrt(2)
+    assert row["hallucination_share_counts"] == (600, 1600)
+    low, high = row["hallucination_share_ci"]
+    assert low < 600 / 1600 < high
+    assert row["extrapolation_share_counts"] == (200, 1000)
+
+
+def test_halving_needs_half_the_share_and_invalid_below_the_bar():
+    base = R.arm_row("b", [final(1.0, 0.0, 0.0, 0.0)])              # share 1.0
+    exactly_half = R.arm_row("r", [final(0.5, 0.0, 0.5, 0.0)])      # share 0.5
+    just_over = R.arm_row("r", [final(0.51, 0.0, 0.49, 0.0)])
+    at_the_bar = R.arm_row("r", [final(0.4, 0.2, 0.4, 0.0)])        # share 0.5 but invalid not below 0.2
+    assert R.halves(base, exactly_half)
+    assert not R.halves(base, just_over)
+    assert not R.halves(base, at_the_bar)
+
+
+def test_generalisation_verdict_reads_the_extrapolation_interval():
+    heldout = 0.3
+    learner = R.arm_row("g", [final(0.0, 0.0, 0.7, 0.3)])           # share of valid 0.3, n=1000
+    memoriser = R.arm_row("m", [final(0.0, 0.0, 1.0, 0.0)])
+    between = R.arm_row("p", [final(0.0, 0.0, 0.9, 0.1)])
+    assert R.generalisation(learner, heldout) == "generalises"
+    assert R.generalisation(memoriser, heldout) == "memorises"
+    assert R.generalisation(between, heldout) == "partly"
+    assert R.generalisation(R.arm_row("x", [final(0.0, 1.0, 0.0, 0.0)]), heldout) == "no valid samples"
+
+
+def test_comparison_marks_the_baseline_and_the_summary_names_every_arm():
+    rows = R.comparison({"baseline": [final(0.8, 0.2, 0.0, 0.0)], "remedy": [final(0.05, 0.1, 0.6, 0.25)]}, 0.3)
+    assert rows[0]["halves_baseline"] == "—" and rows[1]["halves_baseline"] == "yes"
+    text = R.summary(rows, 0.3, "G")
+    assert "*remedy*" in text and "halves it" in text
+    assert [r["arm"] for r in R.display_rows(rows)] == ["baseline", "remedy"]
