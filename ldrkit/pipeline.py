@@ -13,6 +13,7 @@ import torch
 
 from . import ldr as ldr_probe
 from .categorize import fractions
+from .coupling import exact_cross_rows, kappa_from_rows
 from .runs import Run
 from .setups import Setup
 from .specs import DEFAULTS, ORACLES
@@ -52,9 +53,35 @@ def evaluate(setup: Setup, model, eval_config: dict, seed: int, oracles: dict | 
     record = {"categories": fractions(setup.categorize(samples)), "ldr": table["eps"], "ldr_x0": table["x0"]}
     if isinstance(model, SymbolConditioned):
         record["symbols"] = symbol_record(setup, setup.last_tokens, samples)
-    if oracles:
+    if oracles and "memoriser" in oracles:
         record["oracle_distance"] = oracle_distances(model, setup, oracles, n=ev["oracle_samples"], seed=seed)
+    if ev["coupling_samples"]:
+        if not oracles or not {"rule", "product"} <= set(oracles):
+            raise ValueError("eval.coupling_samples needs the rule and product oracles (pass them as `oracles`)")
+        kappa = coupling_record(setup, model, oracles["rule"], oracles["product"], region, ev["ldr_levels"],
+                                ev["coupling_samples"], seed)
+        record["coupling"] = {lv: {k: r[k] for k in ("value", "se", "signal", "energy")} for lv, r in kappa.items()}
     return record, samples
+
+
+def coupling_record(setup: Setup, model, rule, product, region, levels, n: int, seed: int) -> dict:
+    """kappa (`ldrkit.coupling`: 0 the product oracle, 1 the rule's) of `model` per sqrt(alpha_bar) level on n noised
+    training inputs (the rows `ldr.noised_inputs` draws with `seed`), exact Jacobian rows, with its s.e.: {level:
+    result}. A symbol-conditioned model is bound to each input's own sequence (it denoises p(x | s))."""
+    tokens = setup.training_tokens() if isinstance(model, SymbolConditioned) else None
+    out = {}
+    for level in levels:
+        t = setup.schedule.timestep_for(level)
+        rows = torch.randint(0, len(setup.train_data), (n,), generator=torch.Generator().manual_seed(seed))
+        inputs = ldr_probe.noised_inputs(setup.train_data, setup.schedule, t, n, torch.Generator().manual_seed(seed))
+        if tokens is None:
+            net = exact_cross_rows(model, inputs, t, region)
+        else:
+            net = torch.cat([exact_cross_rows(bind(model, tokens[i:i + 1]), inputs[k:k + 1], t, region)
+                             for k, i in enumerate(rows.tolist())])
+        out[f"{level:g}"] = kappa_from_rows(net, exact_cross_rows(rule, inputs, t, region),
+                                            exact_cross_rows(product, inputs, t, region), region)
+    return out
 
 
 def conditioned_ldr_levels(setup: Setup, model: SymbolConditioned, region, ev: dict, seed: int) -> dict:
@@ -102,7 +129,10 @@ def evaluation_seed(config: dict, step: int) -> int:
 def run_training(config: dict, run: Run | str, progress: bool = True, stop_after: int | None = None) -> list[dict]:
     """Train the spec's model in the run folder (a Run or a path; resuming if possible); returns the records.
 
-    With config["eval"]["oracle_distance"] true, each record also holds "oracle_distance":
+    With config["eval"]["coupling_samples"] = n, each record also holds "coupling": {level: {"value", "se",
+    "signal", "energy"}}, the calibrated locality score kappa of the network on n noised training inputs
+    (`coupling_record`; value None where the oracles do not differ). With config["eval"]["oracle_distance"] true,
+    each record also holds "oracle_distance":
     {"rule"|"product"|"memoriser": {level: mean per-coordinate (eps_net - eps_oracle)^2}} on
     `oracle_samples` noised training inputs per level (see ldrkit.yardsticks).
     """
@@ -117,7 +147,9 @@ def run_training(config: dict, run: Run | str, progress: bool = True, stop_after
         model.prior.fit(token_indices(setup.split.train, tuple(setup.renderer.symbols)),
                         seed=config["train"]["seed"], **(config["symbols"].get("fit") or {}))
         tokens = setup.training_tokens()
-    oracles = {w: build_oracle(setup, w) for w in ORACLES} if config["eval"].get("oracle_distance") else None
+    ev = config["eval"]
+    wanted = ORACLES if ev.get("oracle_distance") else ("rule", "product") if ev.get("coupling_samples") else ()
+    oracles = {w: build_oracle(setup, w) for w in wanted} or None
 
     def evaluate_step(model, step: int) -> dict:
         record, samples = evaluate(setup, model, config["eval"], evaluation_seed(config, step), oracles)
@@ -134,7 +166,9 @@ def run_oracle(config: dict, run: Run, progress: bool = True) -> dict:
     setup = Setup.from_config(config)
     oracle = build_oracle(setup, config["oracle"])
     run.prepare(config)
-    record, samples = evaluate(setup, oracle, config["eval"], config["train"]["seed"])
+    wanted = ("rule", "product") if config["eval"].get("coupling_samples") else ()
+    record, samples = evaluate(setup, oracle, config["eval"], config["train"]["seed"],
+                               {w: build_oracle(setup, w) for w in wanted} or None)
     record = {"step": 0, **record}
     run.save_oracle_samples(samples)
     return {"oracle": config["oracle"], "evaluations": [record], "final": record}

@@ -61,7 +61,8 @@ DEFAULTS = {
     "schedule": {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear"},
     "train": {"ema_decay": None, "mixed_precision": "no"},
     "eval": {"sampler": "ddpm", "sample_steps": None, "sample_batch": None, "ldr_method": "exact",
-             "ldr_probes": 32, "ldr_levels": list(LDR_LEVELS), "oracle_distance": False, "oracle_samples": 16},
+             "ldr_probes": 32, "ldr_levels": list(LDR_LEVELS), "oracle_distance": False, "oracle_samples": 16,
+             "coupling_samples": None},
 }
 
 

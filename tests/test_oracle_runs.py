@@ -67,3 +67,21 @@ def assert_oracle_distances_recorded(metrics: dict) -> None:
 def test_image_experiments_record_the_distance_to_each_oracle_per_evaluation(tmp_path):
     m = run_experiment("parity-parens-L8-unet", "smoke", out=tmp_path, progress=False)
     assert_oracle_distances_recorded(m)
+
+
+@pytest.mark.parametrize("which, expected", [("rule", 1.0), ("product", 0.0)])
+def test_evaluations_record_the_calibrated_coupling_score_of_the_oracles_themselves(tmp_path, which, expected):
+    # eval.coupling_samples: kappa per evaluation, computed through the same code for oracles and networks.
+    m = run_experiment(f"quarter-digits-unet-oracle-{which}", "smoke", seed=0, out=tmp_path, progress=False,
+                       overrides={"eval": {"coupling_samples": 4, "ldr_levels": [0.5, 0.7]}})
+    for level, result in m["final"]["coupling"].items():
+        assert result["signal"] > 1e-3, (level, result)  # separable: the two oracles differ here
+        assert result["value"] == pytest.approx(expected, abs=1e-6), (level, result)
+
+
+def test_coupling_per_evaluation_needs_the_oracles():
+    from ldrkit.pipeline import evaluate
+    config = get_experiment("quarter-digits-unet").config("smoke", 0)
+    setup = Setup.from_config(config)
+    with pytest.raises(ValueError, match="coupling_samples needs"):
+        evaluate(setup, build_oracle(setup, "product"), {**config["eval"], "coupling_samples": 2}, seed=0)

@@ -16,12 +16,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import ldr as ldr_probe
 from ..categorize import fractions
-from ..coupling import exact_cross_rows, kappa_from_rows
-from ..pipeline import symbol_record
+from ..pipeline import coupling_record, symbol_record
 from ..runs import Run
-from ..symbols import EmpiricalPrior, SymbolConditioned, bind, token_indices
+from ..symbols import EmpiricalPrior, SymbolConditioned, token_indices
 from ..yardsticks import build_oracle
 from .stats import mean_sem, wilson
 
@@ -175,23 +173,9 @@ def locality(runs: dict[str, Run], n: int = 16, seed: int = 0, levels=(0.3, 0.5,
 
         def compute(model, step: int, run=run) -> dict:
             setup = run.setup
-            rule, product = build_oracle(setup, "rule"), build_oracle(setup, "product")
             region = setup.renderer.region(run.config["eval"]["ldr_position"])
-            tokens = setup.training_tokens() if isinstance(model, SymbolConditioned) else None
-            table = {}
-            for level in params["levels"]:
-                t = setup.schedule.timestep_for(level)
-                rows = torch.randint(0, len(setup.train_data), (n,), generator=torch.Generator().manual_seed(seed))
-                inputs = ldr_probe.noised_inputs(setup.train_data, setup.schedule, t, n,
-                                                 torch.Generator().manual_seed(seed))  # the same rows as above
-                if tokens is None:
-                    net = exact_cross_rows(model, inputs, t, region)
-                else:
-                    net = torch.cat([exact_cross_rows(bind(model, tokens[i:i + 1]), inputs[k:k + 1], t, region)
-                                     for k, i in enumerate(rows.tolist())])
-                table[f"{level:g}"] = kappa_from_rows(net, exact_cross_rows(rule, inputs, t, region),
-                                                      exact_cross_rows(product, inputs, t, region), region)
-            return {"kappa": table}
+            return {"kappa": coupling_record(setup, model, build_oracle(setup, "rule"), build_oracle(setup, "product"),
+                                             region, params["levels"], n, seed)}
 
         out[label] = run.cached("remedy-coupling", params, [run.steps()[-1]], compute)[0]["kappa"]
     return out
