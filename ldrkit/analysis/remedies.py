@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..categorize import fractions
+from ..experiments import get_run
 from ..pipeline import coupling_record, symbol_record
 from ..runs import Run
 from ..symbols import EmpiricalPrior, SymbolConditioned, token_indices
@@ -72,7 +73,6 @@ def load_arms(pair: dict, profile: str, seeds) -> tuple[dict[str, list[dict]], d
     """The comparison's arms for a baseline/symbols pair of experiments over seeds (runs reused, restored or trained):
     the baseline, the symbol-conditioned runs with their autoregressive prior, and the same networks resampled with
     the training sequences as their prior. Returns (arms: {label: finals}, runs: {experiment: [Run per seed]})."""
-    from ..experiments import get_run
     runs = {role: [get_run(pair[role], profile, s, progress=False) for s in seeds] for role in ("baseline", "symbols")}
     arms = {"baseline": [final_of(r) for r in runs["baseline"]],
             "symbols, autoregressive prior": [final_of(r) for r in runs["symbols"]],
