@@ -177,11 +177,11 @@ for _profile, _sizes in {"smoke": {"min_class": 4, "max": 32}, "cpu": {"min_clas
     ANALYSIS[_profile]["detector_samples"] = _sizes
 
 
-# The remedies chapter: the seeds of each comparison (three for the headline numbers; parity parentheses has the
-# seeds the store holds) and the noised inputs of its coupling score.
-for _profile, _sizes in {"smoke": {"seeds": [0], "parens_seeds": [0], "coupling_inputs": 4},
-                         "cpu": {"seeds": [0, 1, 2], "parens_seeds": [0], "coupling_inputs": 16},
-                         "paper": {"seeds": [0, 1, 2], "parens_seeds": [0, 1, 2], "coupling_inputs": 32}}.items():
+# The remedies chapter: the seeds of each comparison (three for the headline numbers; parity has the seeds the
+# store holds) and the noised inputs of its coupling score.
+for _profile, _sizes in {"smoke": {"seeds": [0], "parity_seeds": [0], "coupling_inputs": 4},
+                         "cpu": {"seeds": [0, 1, 2], "parity_seeds": [0], "coupling_inputs": 16},
+                         "paper": {"seeds": [0, 1, 2], "parity_seeds": [0, 1, 2], "coupling_inputs": 32}}.items():
     ANALYSIS[_profile]["remedy"] = _sizes
 
 

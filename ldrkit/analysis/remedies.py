@@ -32,6 +32,7 @@ MEMORISES = 0.05        # "memorises": its Wilson upper bound lies below this (t
 
 QUARTER = {"baseline": "quarter-digits-unet", "symbols": "quarter-digits-unet-symbols"}
 PARENS = {"baseline": "parity-parens-L16-unet", "symbols": "parity-parens-L16-unet-symbols"}
+PARITY = {"baseline": "parity-mlp-L16", "symbols": "parity-mlp-L16-symbols"}
 
 
 def final_of(run: Run) -> dict:
