@@ -109,7 +109,7 @@ def conditioned_ldr_levels(setup: Setup, model: SymbolConditioned, region, ev: d
 def symbol_record(setup: Setup, tokens: torch.Tensor, samples: torch.Tensor) -> dict:
     """What the prior drew and how faithfully the images show it: the share of drawn sequences that obey the
     rule and that are training sequences, and the share of samples read back as exactly their sequence."""
-    alphabet = tuple(setup.renderer.symbols)
+    alphabet = tuple(setup.grammar.symbols)
     drawn = tokens.numpy()
     symbols = token_symbols(tokens, alphabet)
     train = {tuple(r) for r in token_indices(setup.split.train, alphabet).tolist()}
@@ -144,7 +144,7 @@ def run_training(config: dict, run: Run | str, progress: bool = True, stop_after
                          "turn it off")
     tokens = None
     if isinstance(model, SymbolConditioned):  # the prior first (seconds; a resumed run reloads it with the weights)
-        model.prior.fit(token_indices(setup.split.train, tuple(setup.renderer.symbols)),
+        model.prior.fit(token_indices(setup.split.train, tuple(setup.grammar.symbols)),
                         seed=config["train"]["seed"], **(config["symbols"].get("fit") or {}))
         tokens = setup.training_tokens()
     ev = config["eval"]

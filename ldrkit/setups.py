@@ -61,7 +61,7 @@ class Setup:
         symbols = config.get("symbols")
         if not symbols:
             return build_model(config["model"], self.renderer.signal_shape)
-        length, size = self.grammar.length, len(self.renderer.symbols)
+        length, size = self.grammar.length, len(self.grammar.symbols)
         image = len(self.renderer.signal_shape) == 3
         inner = build_model({**config["model"], "cond_channels": size if image else length * size},
                             self.renderer.signal_shape)
@@ -81,7 +81,7 @@ class Setup:
         if rest:
             raise ValueError(f"{len(self.train_data)} training signals are not a whole number of copies of "
                              f"{len(self.split.train)} sequences")
-        return token_indices(np.tile(self.split.train, (copies, 1)), tuple(self.renderer.symbols))
+        return token_indices(np.tile(self.split.train, (copies, 1)), tuple(self.grammar.symbols))
 
     def generate(self, model, n: int, seed: int, num_steps: int | None = None, progress: bool = False,
                  sampler: str = "ddpm", batch_size: int | None = None) -> torch.Tensor:

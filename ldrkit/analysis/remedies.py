@@ -59,7 +59,7 @@ def resampled_with_training_prior(run: Run, n: int | None = None, seed: int = 0)
         if not isinstance(model, SymbolConditioned):
             raise ValueError(f"{run.path} is not a symbol-conditioned run")
         setup = run.setup
-        tokens = token_indices(setup.split.train, tuple(setup.renderer.symbols))
+        tokens = token_indices(setup.split.train, tuple(setup.grammar.symbols))
         model.prior = EmpiricalPrior(setup.grammar.length, model.alphabet_size, len(tokens))
         model.prior.fit(tokens)
         samples = setup.generate(model, n, 1_000_003 * seed + step, params["num_steps"], sampler=params["sampler"])
