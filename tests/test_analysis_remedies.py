@@ -49,3 +49,24 @@ def test_comparison_marks_the_baseline_and_the_summary_names_every_arm():
     text = R.summary(rows, 0.3, "G")
     assert "*remedy*" in text and "halves it" in text
     assert [r["arm"] for r in R.display_rows(rows)] == ["baseline", "remedy"]
+
+
+def test_a_model_at_chance_is_not_credited_with_extrapolating():
+    at_chance = R.arm_row("c", [final(0.9, 0.0, 0.07, 0.03)])        # valid hits at chance, 30% of them held out
+    assert R.generalisation(at_chance, 0.3) == "generalises"           # without the chance level
+    assert R.generalisation(at_chance, 0.3, chance=0.93) == "at chance"
+    follows = R.arm_row("f", [final(0.1, 0.0, 0.63, 0.27)])
+    assert R.generalisation(follows, 0.3, chance=0.93) == "generalises"
+
+
+def test_chance_breaking_is_one_half_for_parity_with_uniform_marginals():
+    from types import SimpleNamespace
+
+    from ldrkit.grammars import Parity
+    g = Parity(6)
+    valid = g.enumerate()
+    run = SimpleNamespace(setup=SimpleNamespace(grammar=g, split=SimpleNamespace(train=valid)))
+    assert R.chance_breaking(run) == pytest.approx(0.5)
+    biased = valid[valid[:, 0] == 1]                                  # first symbol always +1: the rest uniform
+    run.setup.split.train = biased
+    assert R.chance_breaking(run) == pytest.approx(0.5)

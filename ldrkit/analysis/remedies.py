@@ -29,6 +29,9 @@ INVALID_MAX = 0.2       # ... with mean invalid below this (the remedy must not 
 GENERALISES = 0.5       # "generalises": the Wilson lower bound of the extrapolation share of valid samples
                         # exceeds GENERALISES x the held-out share of valid sequences
 MEMORISES = 0.05        # "memorises": its Wilson upper bound lies below this (the paper: < 0.005 for every model)
+AT_CHANCE = 0.8         # "at chance": the Wilson lower bound of the hallucination share is at least AT_CHANCE x the
+                        # share of sequences of independent symbols (the training marginals) that break the rule;
+                        # then valid samples are the chance hits of a local model and say nothing about extrapolation
 
 QUARTER = {"baseline": "quarter-digits-unet", "symbols": "quarter-digits-unet-symbols"}
 PARENS = {"baseline": "parity-parens-L16-unet", "symbols": "parity-parens-L16-unet-symbols"}
@@ -40,6 +43,18 @@ def final_of(run: Run) -> dict:
     final = run.final
     return {"categories": final["categories"], "n": int(run.config["eval"]["num_samples"]),
             "symbols": final.get("symbols"), "step": int(final["step"])}
+
+
+def chance_breaking(run: Run) -> float:
+    """The share of sequences drawn from the product of the training marginals that break the rule: the hallucination
+    share of a model whose symbols are independent (exact, by enumerating the valid sequences)."""
+    setup = run.setup
+    train, symbols = np.asarray(setup.split.train), np.asarray(setup.grammar.symbols)
+    marginals = (train[:, :, None] == symbols).mean(0)                 # (L, K)
+    valid = setup.grammar.enumerate()
+    index = (valid[:, :, None] == symbols).argmax(-1)                  # (V, L)
+    p_valid = np.prod(marginals[np.arange(valid.shape[1]), index], axis=1).sum()
+    return float(1.0 - p_valid)
 
 
 def heldout_share(run: Run) -> float:
@@ -117,11 +132,14 @@ def halves(baseline: dict, remedy: dict) -> bool:
                 and remedy["invalid"] < INVALID_MAX)
 
 
-def generalisation(row: dict, heldout: float) -> str:
-    """"generalises", "memorises" or "partly", from the pooled extrapolation share of valid samples."""
+def generalisation(row: dict, heldout: float, chance: float | None = None) -> str:
+    """"at chance" (when `chance` is given and the hallucination share sits near it), else "generalises",
+    "memorises" or "partly", from the pooled extrapolation share of valid samples."""
     low, high = row["extrapolation_share_ci"]
     if not np.isfinite(low):
         return "no valid samples"
+    if chance is not None and row["hallucination_share_ci"][0] >= AT_CHANCE * chance:
+        return "at chance"
     if low > GENERALISES * heldout:
         return "generalises"
     if high < MEMORISES:
@@ -129,13 +147,13 @@ def generalisation(row: dict, heldout: float) -> str:
     return "partly"
 
 
-def comparison(arms: dict[str, list[dict]], heldout: float) -> list[dict]:
-    """Rows of every arm (the first is the baseline) with both verdicts."""
+def comparison(arms: dict[str, list[dict]], heldout: float, chance: float | None = None) -> list[dict]:
+    """Rows of every arm (the first is the baseline) with both verdicts (`chance`: see `generalisation`)."""
     names = list(arms)
     rows = [arm_row(name, arms[name]) for name in names]
     for row in rows:
         row["halves_baseline"] = "—" if row is rows[0] else ("yes" if halves(rows[0], row) else "no")
-        row["rule"] = generalisation(row, heldout)
+        row["rule"] = generalisation(row, heldout, chance)
     return rows
 
 
@@ -194,14 +212,15 @@ def summary(rows: list[dict], heldout: float, grammar: str) -> str:
     base = rows[0]
     seeds = f"{base['seeds']} seed{'s' if base['seeds'] != 1 else ''}"
     parts = [f"On {grammar} the baseline breaks the rule in {_pm(base['hallucination_share'], base['hallucination_share_se'])}"
-             f" of its legible samples (invalid {base['invalid']:.3f}; {seeds}; — where no sample is legible)."]
+             f" of its legible samples (invalid {base['invalid']:.3f}; {seeds})."]
     for row in rows[1:]:
         bar = ("halves it with invalid below {:g}".format(INVALID_MAX) if row["halves_baseline"] == "yes"
                else "does not halve it with invalid below {:g}".format(INVALID_MAX))
         low, high = row["extrapolation_share_ci"]
         extra = ("no valid samples to judge extrapolation by" if not np.isfinite(low) else
-                 f"extrapolation share of valid samples [{low:.3f}, {high:.3f}] against a held-out share of "
-                 f"{heldout:.3f}: {row['rule']}")
+                 "its valid samples are the chance hits of independent symbols (at chance)" if row["rule"] == "at chance"
+                 else f"extrapolation share of valid samples [{low:.3f}, {high:.3f}] against a held-out share of "
+                      f"{heldout:.3f}: {row['rule']}")
         parts.append(f"*{row['arm']}*: {_pm(row['hallucination_share'], row['hallucination_share_se'])} "
                      f"(invalid {row['invalid']:.3f}), so it {bar}; {extra}.")
     return " ".join(parts)
