@@ -22,6 +22,7 @@ from ..pipeline import coupling_record, symbol_record
 from ..runs import Run
 from ..symbols import EmpiricalPrior, SymbolConditioned, token_indices
 from ..yardsticks import build_oracle
+from .quarter import held_out_share
 from .stats import mean_sem, wilson
 
 HALVES = 0.5            # "halves": the remedy's mean hallucination share of legible <= HALVES x the baseline's
@@ -34,7 +35,6 @@ AT_CHANCE = 0.8         # "at chance": the Wilson lower bound of the hallucinati
                         # then valid samples are the chance hits of a local model and say nothing about extrapolation
 
 QUARTER = {"baseline": "quarter-digits-unet", "symbols": "quarter-digits-unet-symbols"}
-PARENS = {"baseline": "parity-parens-L16-unet", "symbols": "parity-parens-L16-unet-symbols"}
 PARITY = {"baseline": "parity-mlp-L16", "symbols": "parity-mlp-L16-symbols"}
 
 
@@ -59,8 +59,7 @@ def chance_breaking(run: Run) -> float:
 
 def heldout_share(run: Run) -> float:
     """The share of valid sequences held out of training (what a rule learner's extrapolation share approaches)."""
-    split = run.setup.split
-    return len(split.held_out) / (len(split.train) + len(split.held_out))
+    return held_out_share(run.setup)
 
 
 def resampled_with_training_prior(run: Run, n: int | None = None, seed: int = 0) -> dict:
