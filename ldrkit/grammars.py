@@ -42,6 +42,11 @@ class Grammar:
         support = self.enumerate()
         return support[rng.integers(0, len(support), size=n)]
 
+    def position_marginals(self, seqs: np.ndarray) -> np.ndarray:
+        """(length, len(symbols)): the share of `seqs` holding each symbol at each position (independent symbols)."""
+        seqs = self._check_shape(seqs)
+        return (seqs[:, :, None] == np.asarray(self.symbols)).mean(0)
+
     def split(self, train_fraction: float, seed: int) -> Split:
         """Seeded split of the support: round(train_fraction * count) sequences for training."""
         if not 0.0 < train_fraction <= 1.0:

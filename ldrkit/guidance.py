@@ -120,9 +120,8 @@ def build_critic(setup, **kwargs) -> RuleCritic:
 
 def product_negatives(setup, n: int, rng: np.random.Generator, max_rounds: int = 100) -> np.ndarray:
     """n invalid sequences drawn from the product of the training set's per-position symbol marginals."""
-    train = np.asarray(setup.split.train)
     symbols = np.asarray(setup.grammar.symbols)
-    probs = np.stack([(train[:, j, None] == symbols).mean(0) for j in range(train.shape[1])])  # (L, K)
+    probs = setup.grammar.position_marginals(setup.split.train)  # (L, K)
     kept, have = [], 0
     for _ in range(max_rounds):
         if have >= n:

@@ -316,12 +316,18 @@ def output_rows(eps_rows: torch.Tensor, region: torch.Tensor, sqrt_alpha_bar: fl
     raise ValueError(f"unknown output {output!r}; choose from {OUTPUTS}")
 
 
-def noised_inputs(data: torch.Tensor, schedule: Schedule, t: int, n: int, generator: torch.Generator) -> torch.Tensor:
-    """n draws from p_t: random rows of `data`, forward-noised to timestep t."""
+def noised_rows(data: torch.Tensor, schedule: Schedule, t: int, n: int, generator: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """n draws from p_t and the rows of `data` they were drawn from: (rows, inputs)."""
     idx = torch.randint(0, len(data), (n,), generator=generator)
     x0 = data[idx]
     eps = torch.randn(x0.shape, generator=generator)
-    return schedule.add_noise(x0, eps, torch.full((n,), t, dtype=torch.long))
+    return idx, schedule.add_noise(x0, eps, torch.full((n,), t, dtype=torch.long))
+
+
+def noised_inputs(data: torch.Tensor, schedule: Schedule, t: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    """n draws from p_t: random rows of `data`, forward-noised to timestep t."""
+    return noised_rows(data, schedule, t, n, generator)[1]
 
 
 def _timestep(schedule: Schedule, t, sqrt_alpha_bar) -> int:

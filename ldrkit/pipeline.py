@@ -72,8 +72,7 @@ def coupling_record(setup: Setup, model, rule, product, region, levels, n: int, 
     out = {}
     for level in levels:
         t = setup.schedule.timestep_for(level)
-        rows = torch.randint(0, len(setup.train_data), (n,), generator=torch.Generator().manual_seed(seed))
-        inputs = ldr_probe.noised_inputs(setup.train_data, setup.schedule, t, n, torch.Generator().manual_seed(seed))
+        rows, inputs = ldr_probe.noised_rows(setup.train_data, setup.schedule, t, n, torch.Generator().manual_seed(seed))
         if tokens is None:
             net = exact_cross_rows(model, inputs, t, region)
         else:
@@ -94,10 +93,8 @@ def conditioned_ldr_levels(setup: Setup, model: SymbolConditioned, region, ev: d
     table = {"eps": {}, "x0": {}}
     for level in ev["ldr_levels"]:
         t = setup.schedule.timestep_for(level)
-        gen = torch.Generator().manual_seed(seed)
-        rows = torch.randint(0, len(setup.train_data), (ev["ldr_samples"],), generator=gen)
-        gen = torch.Generator().manual_seed(seed)  # ldr.noised_inputs draws the same rows from the same seed
-        inputs = ldr_probe.noised_inputs(setup.train_data, setup.schedule, t, ev["ldr_samples"], gen)
+        rows, inputs = ldr_probe.noised_rows(setup.train_data, setup.schedule, t, ev["ldr_samples"],
+                                             torch.Generator().manual_seed(seed))  # the draws of ldr.ldr_levels
         per_input = [ldr_probe.ldr(bind(model, tokens[i:i + 1]), setup.schedule, region, inputs=inputs[k:k + 1], t=t,
                                    seed=seed, method=ev["ldr_method"], probes=ev["ldr_probes"])
                      for k, i in enumerate(rows.tolist())]

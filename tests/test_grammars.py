@@ -51,3 +51,15 @@ def test_split_sizes_disjoint_and_seeded(length, fraction):
 def test_unknown_grammar_lists_the_known_ones():
     with pytest.raises(ValueError, match="known grammars: .*parity"):
         get_grammar("dick", length=4)
+
+
+def test_position_marginals_count_each_symbol_per_position():
+    g = Parity(4)
+    seqs = np.array([[1, 1, 1, 1], [1, -1, -1, 1], [-1, -1, 1, 1]])
+    m = g.position_marginals(seqs)
+    assert m.shape == (4, 2) and np.allclose(m.sum(1), 1)
+    assert np.allclose(m[:, list(g.symbols).index(1)], [2 / 3, 1 / 3, 2 / 3, 1])
+    # over the whole support, parity's symbols are uniform at every position
+    assert np.allclose(g.position_marginals(g.enumerate()), 0.5)
+    with pytest.raises(ValueError):
+        g.position_marginals(seqs[:, :3])
