@@ -60,3 +60,17 @@ def test_bound_model_is_a_plain_denoiser_and_checks_its_tokens():
         bind(model, torch.zeros(2, 3, dtype=torch.long))(x, t)
     with pytest.raises(ValueError, match="no conditioning"):
         MLPDenoiser(3, hidden=16)(x, t, torch.zeros(5, 6))
+
+
+def test_symbol_experiments_are_their_base_plus_symbols_and_the_ema_pair_differs_only_by_averaging():
+    from ldrkit.experiments import get_experiment
+    for profile in ("smoke", "cpu", "paper"):
+        base = get_experiment("quarter-digits-unet").config(profile, 1)
+        ema = get_experiment("quarter-digits-unet-ema").config(profile, 1)
+        assert ema["train"].pop("ema_decay") == 0.995 and ema == base
+        conditioned = get_experiment("quarter-digits-unet-ema-symbols").config(profile, 1)
+        assert conditioned.pop("symbols")["prior"] == "autoregressive"
+        assert conditioned["eval"].pop("oracle_distance") is False
+        assert conditioned["train"].pop("ema_decay") == 0.995
+        base["eval"].pop("oracle_distance")
+        assert conditioned == base

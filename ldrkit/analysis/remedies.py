@@ -35,6 +35,7 @@ AT_CHANCE = 0.8         # "at chance": the Wilson lower bound of the hallucinati
                         # then valid samples are the chance hits of a local model and say nothing about extrapolation
 
 QUARTER = {"baseline": "quarter-digits-unet", "symbols": "quarter-digits-unet-symbols"}
+QUARTER_EMA = {"baseline": "quarter-digits-unet-ema", "symbols": "quarter-digits-unet-ema-symbols"}  # weights averaged
 PARITY = {"baseline": "parity-mlp-L16", "symbols": "parity-mlp-L16-symbols"}
 
 
@@ -49,10 +50,9 @@ def chance_breaking(run: Run) -> float:
     """The share of sequences drawn from the product of the training marginals that break the rule: the hallucination
     share of a model whose symbols are independent (exact, by enumerating the valid sequences)."""
     setup = run.setup
-    train, symbols = np.asarray(setup.split.train), np.asarray(setup.grammar.symbols)
-    marginals = (train[:, :, None] == symbols).mean(0)                 # (L, K)
+    marginals = setup.grammar.position_marginals(setup.split.train)    # (L, K)
     valid = setup.grammar.enumerate()
-    index = (valid[:, :, None] == symbols).argmax(-1)                  # (V, L)
+    index = (valid[:, :, None] == np.asarray(setup.grammar.symbols)).argmax(-1)  # (V, L)
     p_valid = np.prod(marginals[np.arange(valid.shape[1]), index], axis=1).sum()
     return float(1.0 - p_valid)
 
@@ -84,14 +84,18 @@ def resampled_with_training_prior(run: Run, n: int | None = None, seed: int = 0)
     return {"categories": row["categories"], "n": row["n"], "symbols": row["symbols"], "step": row["step"]}
 
 
-def load_arms(pair: dict, profile: str, seeds) -> tuple[dict[str, list[dict]], dict[str, list[Run]]]:
+def load_arms(pair: dict, profile: str, seeds, baseline_seeds=None, label: str = ""
+              ) -> tuple[dict[str, list[dict]], dict[str, list[Run]]]:
     """The comparison's arms for a baseline/symbols pair of experiments over seeds (runs reused, restored or trained):
-    the baseline, the symbol-conditioned runs with their autoregressive prior, and the same networks resampled with
-    the training sequences as their prior. Returns (arms: {label: finals}, runs: {experiment: [Run per seed]})."""
-    runs = {role: [get_run(pair[role], profile, s, progress=False) for s in seeds] for role in ("baseline", "symbols")}
-    arms = {"baseline": [final_of(r) for r in runs["baseline"]],
-            "symbols, autoregressive prior": [final_of(r) for r in runs["symbols"]],
-            "symbols, training sequences as prior": [resampled_with_training_prior(r) for r in runs["symbols"]]}
+    the baseline (over `baseline_seeds`, default `seeds`), the symbol-conditioned runs with their autoregressive
+    prior, and the same networks resampled with the training sequences as their prior. `label` is appended to
+    every arm's name. Returns (arms: {label: finals}, runs: {"baseline" / "symbols": [Run per seed]})."""
+    seeds_of = {"baseline": seeds if baseline_seeds is None else baseline_seeds, "symbols": seeds}
+    runs = {role: [get_run(pair[role], profile, s, progress=False) for s in seeds_of[role]]
+            for role in ("baseline", "symbols")}
+    arms = {"baseline" + label: [final_of(r) for r in runs["baseline"]],
+            "symbols, autoregressive prior" + label: [final_of(r) for r in runs["symbols"]],
+            "symbols, training sequences as prior" + label: [resampled_with_training_prior(r) for r in runs["symbols"]]}
     return arms, runs
 
 
