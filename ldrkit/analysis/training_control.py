@@ -1,0 +1,127 @@
+"""Does the coupling score track learning the rule, or only training time? (issue 15's control)
+
+A locality measure that falls (or rises) over training in every run says nothing about the rule: training time
+moves it whether or not the network learns. The control reads runs that record kappa at every evaluation
+(`eval.coupling_samples`) over several seeds and asks whether, *at the same step*, the seeds that follow the rule
+more (or memorise more) also couple their symbols more. Holding the step fixed is done by centring kappa and the
+rule measure within each step (the seeds' deviations from that step's mean), then correlating the deviations:
+a partial correlation with the step as a categorical covariate, so no shape of the step's effect is assumed.
+
+Pure arithmetic on recorded metrics (scipy for the statistics); the runs come from `ldrkit.experiments`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+from ..runs import Run
+
+SIGNIFICANCE = 0.05  # a correlation "holds" when its two-sided p-value is below this (its 95% interval excludes 0)
+
+
+def rule_following(categories: dict) -> float:
+    """The share of legible samples that obey the rule (1 - hallucination / legible); NaN if none is legible."""
+    legible = 1.0 - categories["invalid"]
+    return (categories["in_dataset"] + categories["extrapolation"]) / legible if legible > 0 else math.nan
+
+
+def clearest_level(runs: dict[int, Run]) -> str | None:
+    """The level where the rule's coupling is most measurable in these runs: separable in the most evaluations
+    after step 0, ties broken by the larger median rule signal (chosen from the oracles' signal, never from the
+    network's kappa); None if no level is separable anywhere."""
+    count: dict[str, int] = {}
+    signals: dict[str, list[float]] = {}
+    for run in runs.values():
+        for ev in run.evaluations:
+            if ev["step"] == 0:
+                continue
+            for level, result in (ev.get("coupling") or {}).items():
+                signals.setdefault(level, []).append(float(result["signal"]))
+                count[level] = count.get(level, 0) + (result["value"] is not None)
+    ranked = [lv for lv in signals if count[lv] > 0]
+    return max(ranked, key=lambda lv: (count[lv], float(np.median(signals[lv])))) if ranked else None
+
+
+def kappa_rows(runs: dict[int, Run], level: str) -> list[dict]:
+    """One row per evaluation of each run (keyed by seed) where kappa at `level` was separable: seed, step, kappa,
+    its s.e., the rule-following and in-dataset shares of legible samples."""
+    rows = []
+    for seed, run in runs.items():
+        for ev in run.evaluations:
+            result = (ev.get("coupling") or {}).get(level)
+            if result is None:
+                raise ValueError(f"{run.path} recorded no coupling score at √ᾱ={level} (eval.coupling_samples unset?)")
+            if result["value"] is None or ev["step"] == 0:
+                continue
+            c = ev["categories"]
+            legible = 1.0 - c["invalid"]
+            rows.append({"seed": seed, "step": int(ev["step"]), "kappa": float(result["value"]),
+                         "se": float(result["se"]) if result["se"] is not None else math.nan,
+                         "rule": rule_following(c),
+                         "in_dataset": c["in_dataset"] / legible if legible > 0 else math.nan})
+    return rows
+
+
+def _correlation(x: np.ndarray, y: np.ndarray, dof_lost: int = 0) -> dict:
+    """Pearson r with its Fisher-z 95% interval and two-sided p-value (t test); `dof_lost`: covariates partialled
+    out (the step means less one), so that the t test has n - dof_lost - 2 degrees of freedom."""
+    n = len(x)
+    eff = n - dof_lost
+    if eff < 4 or np.std(x) == 0 or np.std(y) == 0:
+        return {"r": math.nan, "low": math.nan, "high": math.nan, "p": math.nan, "n": n}
+    r = float(np.corrcoef(x, y)[0, 1])
+    half = 1.96 / math.sqrt(eff - 3)
+    z = math.atanh(max(min(r, 1 - 1e-12), -1 + 1e-12))
+    t = r * math.sqrt((eff - 2) / max(1e-300, 1 - r * r))
+    return {"r": r, "low": math.tanh(z - half), "high": math.tanh(z + half),
+            "p": float(2 * stats.t.sf(abs(t), eff - 2)), "n": n}
+
+
+def within_step(rows: list[dict], key: str) -> np.ndarray:
+    """`key` of each row minus the mean of `key` over the rows of the same step."""
+    steps = np.array([r["step"] for r in rows])
+    values = np.array([r[key] for r in rows], dtype=float)
+    out = values.copy()
+    for s in np.unique(steps):
+        out[steps == s] -= values[steps == s].mean()
+    return out
+
+
+def control(rows: list[dict], rule_key: str = "rule") -> dict:
+    """The three correlations of the control: kappa with the rule measure (raw), kappa with the step (training
+    time), and kappa with the rule measure at a fixed step (partial, within-step deviations); each {r, low, high,
+    p, n}. Steps with a single row carry no within-step information and are left out of the partial one."""
+    rows = [r for r in rows if np.isfinite(r[rule_key]) and np.isfinite(r["kappa"])]
+    counts = {s: sum(r["step"] == s for r in rows) for s in {r["step"] for r in rows}}
+    shared = [r for r in rows if counts[r["step"]] > 1]
+    kappa = np.array([r["kappa"] for r in rows])
+    return {"raw": _correlation(kappa, np.array([r[rule_key] for r in rows])),
+            "step": _correlation(kappa, np.log(np.array([r["step"] for r in rows], dtype=float))),
+            "partial": _correlation(within_step(shared, "kappa"), within_step(shared, rule_key),
+                                    dof_lost=len({r["step"] for r in shared}) - 1),
+            "rule_key": rule_key}
+
+
+def verdict(result: dict, alpha: float = SIGNIFICANCE) -> str:
+    """"tracks the rule": kappa moves with the rule measure at a fixed step (partial p < alpha, r > 0);
+    "tracks training time only": it moves with the rule measure or the step, but not at a fixed step;
+    "no relation"; "not measured" when the partial correlation could not be computed."""
+    raw, step, partial = result["raw"], result["step"], result["partial"]
+    if not np.isfinite(partial["r"]):
+        return "not measured"
+    if partial["p"] < alpha and partial["r"] > 0:
+        return "tracks the rule"
+    if raw["p"] < alpha or step["p"] < alpha:
+        return "tracks training time only"
+    return "no relation"
+
+
+def control_rows(result: dict) -> list[dict]:
+    """The chapter's table: one dict per correlation."""
+    names = {"raw": f"κ with {result['rule_key']} (all evaluations)", "step": "κ with log(step)",
+             "partial": f"κ with {result['rule_key']} at a fixed step"}
+    return [{"correlation": names[k], "r": f"{result[k]['r']:.3f}",
+             "95% interval": f"[{result[k]['low']:.3f}, {result[k]['high']:.3f}]",
+             "p": f"{result[k]['p']:.3g}", "evaluations": result[k]["n"]} for k in ("raw", "step", "partial")]

@@ -1,0 +1,81 @@
+"""ldrkit.analysis.training_control: the partial correlation that separates learning the rule from training time."""
+import numpy as np
+import pytest
+from scipy import stats
+
+from ldrkit.analysis import training_control as T
+
+
+def rows_from(kappa, rule, steps, seeds):
+    return [{"seed": s, "step": int(t), "kappa": float(k), "se": 0.01, "rule": float(r)}
+            for k, r, t, s in zip(kappa, rule, steps, seeds)]
+
+
+def grid(n_seeds=5, steps=(100, 200, 400, 800, 1600, 3200)):
+    steps_col = np.repeat(np.array(steps), n_seeds)
+    seeds_col = np.tile(np.arange(n_seeds), len(steps))
+    return steps_col, seeds_col
+
+
+def test_a_measure_driven_by_training_time_alone_is_not_credited_with_the_rule():
+    rng = np.random.default_rng(0)
+    steps, seeds = grid()
+    trend = np.log(steps)
+    kappa = 0.1 * trend + 0.02 * rng.standard_normal(len(steps))   # moves with time
+    rule = 0.1 * trend + 0.02 * rng.standard_normal(len(steps))    # so does learning, independently of kappa
+    result = T.control(rows_from(kappa, rule, steps, seeds))
+    assert result["raw"]["r"] > 0.8 and result["raw"]["p"] < 0.05
+    assert result["partial"]["low"] < 0 < result["partial"]["high"]
+    assert T.verdict(result) == "tracks training time only"
+
+
+def test_a_measure_that_follows_each_seeds_learning_at_fixed_step_tracks_the_rule():
+    rng = np.random.default_rng(1)
+    steps, seeds = grid()
+    rule = 0.1 * np.log(steps) + 0.05 * rng.standard_normal(len(steps))
+    kappa = 2.0 * rule + 0.01 * rng.standard_normal(len(steps))
+    result = T.control(rows_from(kappa, rule, steps, seeds))
+    assert result["partial"]["r"] > 0.9 and result["partial"]["low"] > 0
+    assert T.verdict(result) == "tracks the rule"
+
+
+def test_the_partial_correlation_equals_the_regression_on_step_dummies():
+    rng = np.random.default_rng(2)
+    steps, seeds = grid(n_seeds=3, steps=(1, 2, 3, 4))
+    kappa, rule = rng.standard_normal(len(steps)), rng.standard_normal(len(steps))
+    result = T.control(rows_from(kappa, rule, steps, seeds))["partial"]
+    dummies = (steps[:, None] == np.unique(steps)).astype(float)
+
+    def residual(y):
+        return y - dummies @ np.linalg.lstsq(dummies, y, rcond=None)[0]
+    r = np.corrcoef(residual(kappa), residual(rule))[0, 1]
+    assert result["r"] == pytest.approx(r)
+    df = len(steps) - 4 - 1                         # n - (4 step means) - 1
+    t = r * np.sqrt(df / (1 - r * r))
+    assert result["p"] == pytest.approx(2 * stats.t.sf(abs(t), df))
+
+
+def test_rule_following_is_the_valid_share_of_legible_samples():
+    c = {"invalid": 0.2, "hallucination": 0.4, "in_dataset": 0.3, "extrapolation": 0.1}
+    assert T.rule_following(c) == pytest.approx(0.5)
+    assert np.isnan(T.rule_following({"invalid": 1.0, "hallucination": 0, "in_dataset": 0, "extrapolation": 0}))
+    assert T.verdict(T.control([])) == "not measured"
+
+
+class FakeRun:
+    def __init__(self, evaluations):
+        self.evaluations, self.path = evaluations, "fake"
+
+
+def test_rows_and_level_come_from_the_recorded_evaluations():
+    cats = {"invalid": 0.0, "hallucination": 0.5, "in_dataset": 0.5, "extrapolation": 0.0}
+
+    def ev(step, k7, s7, k9, s9):
+        return {"step": step, "categories": cats, "coupling": {"0.7": {"value": k7, "se": 0.1, "signal": s7},
+                                                                "0.9": {"value": k9, "se": 0.1, "signal": s9}}}
+    run = FakeRun([ev(0, None, 0.0, None, 0.0), ev(10, 0.2, 0.05, None, 1e-5), ev(20, 0.3, 0.04, 0.1, 0.002)])
+    assert T.clearest_level({0: run}) == "0.7"
+    rows = T.kappa_rows({0: run}, "0.9")
+    assert [(r["step"], r["kappa"], r["rule"]) for r in rows] == [(20, 0.1, 0.5)]
+    with pytest.raises(ValueError, match="coupling"):
+        T.kappa_rows({0: FakeRun([{"step": 0, "categories": cats}])}, "0.7")
