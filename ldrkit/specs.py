@@ -180,13 +180,20 @@ for _profile, _sizes in {"smoke": {"min_class": 4, "max": 32}, "cpu": {"min_clas
 # The remedies chapter: the seeds of each comparison (three for the headline numbers; parity has the seeds the
 # store holds) and the noised inputs of its coupling score;
 # ema_baseline_seeds: the weight-averaged baseline is a control (does averaging alone change the rule?), one seed
-# at cpu.
-for _profile, _sizes in {"smoke": {"seeds": [0], "parity_seeds": [0], "ema_baseline_seeds": [0], "coupling_inputs": 4},
-                         "cpu": {"seeds": [0, 1, 2], "parity_seeds": [0], "ema_baseline_seeds": [0],
-                                 "coupling_inputs": 16},
-                         "paper": {"seeds": [0, 1, 2], "parity_seeds": [0, 1, 2], "ema_baseline_seeds": [0, 1, 2],
-                                   "coupling_inputs": 32}}.items():
+# at cpu; parens_seeds: parity parentheses, one seed at cpu (a run of the remedy takes about 35 minutes there).
+for _profile, _sizes in {
+        "smoke": {"seeds": [0], "parity_seeds": [0], "parens_seeds": [0], "ema_baseline_seeds": [0],
+                  "coupling_inputs": 4},
+        "cpu": {"seeds": [0, 1, 2], "parity_seeds": [0], "parens_seeds": [0], "ema_baseline_seeds": [0],
+                "coupling_inputs": 16},
+        "paper": {"seeds": [0, 1, 2], "parity_seeds": [0, 1, 2], "parens_seeds": [0, 1, 2],
+                  "ema_baseline_seeds": [0, 1, 2], "coupling_inputs": 32}}.items():
     ANALYSIS[_profile]["remedy"] = _sizes
+
+# The oracles chapter's training-time control of kappa: seeds of parity-mlp-L8-kappa (two at smoke: a fixed-step
+# comparison needs at least two runs).
+for _profile, _seeds in {"smoke": [0, 1], "cpu": [0, 1, 2], "paper": [0, 1, 2]}.items():
+    ANALYSIS[_profile]["control_seeds"] = _seeds
 
 
 def analysis_sizes(profile: str) -> dict:
@@ -274,6 +281,25 @@ register(Experiment("parity-mlp-L8", "Parity over {+-1}^8, half of the 128 valid
                     _parity_mlp(8, 0.5)))
 register(Experiment("parity-mlp-L16", "Parity over {+-1}^16, 5% of the 32768 valid sequences in training, MLP denoiser",
                     _parity_mlp(16, 0.05)))
+
+
+# The training-time control of the coupling score kappa (issue 15): the two runs above with kappa recorded at every
+# evaluation (eval.coupling_samples noised training inputs per level). Same network, data, steps and evaluations:
+# L=8 memorises its training half, L=16 never follows the rule, so the two separate learning from training time.
+COUPLING_SAMPLES = {"smoke": 8, "cpu": 64, "paper": 128}
+
+
+def with_coupling(base: str) -> Callable[[str, int], dict]:
+    def make(profile: str, seed: int) -> dict:
+        spec = get_experiment(base).config(profile, seed)
+        spec["eval"]["coupling_samples"] = COUPLING_SAMPLES[profile]
+        return spec
+    return make
+
+
+for _length in (8, 16):
+    register(Experiment(f"parity-mlp-L{_length}-kappa", f"parity-mlp-L{_length} with the coupling score kappa "
+                        "recorded at every evaluation", with_coupling(f"parity-mlp-L{_length}")))
 
 
 # The three stairs of a two-layer ReLU network on parity (section 5, appendix A.8).

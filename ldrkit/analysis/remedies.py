@@ -37,6 +37,7 @@ AT_CHANCE = 0.8         # "at chance": the Wilson lower bound of the hallucinati
 QUARTER = {"baseline": "quarter-digits-unet", "symbols": "quarter-digits-unet-symbols"}
 QUARTER_EMA = {"baseline": "quarter-digits-unet-ema", "symbols": "quarter-digits-unet-ema-symbols"}  # weights averaged
 PARITY = {"baseline": "parity-mlp-L16", "symbols": "parity-mlp-L16-symbols"}
+PARENS = {"baseline": "parity-parens-L16-unet", "symbols": "parity-parens-L16-unet-symbols"}
 
 
 def final_of(run: Run) -> dict:
