@@ -6,6 +6,7 @@
     python -m ldrkit coupling RUN_DIR [--n N] [--method exact|estimate] [--probes K]  (0 = product oracle, 1 = rule)
     python -m ldrkit detect NAME [--profile cpu] [--seed S] [--n N] [--json]  (hallucination detectors: AUROC table)
     python -m ldrkit sweep NAME... [--profile cpu] [--seeds 0 1 2] [--workers N] [--store] [--out FILE]
+                                  [--launcher submitit [--cluster slurm|local] [--partition P] [--gpus G]]
     python -m ldrkit bench ldr [--json]
     python -m ldrkit bench train [NAME...] [--profile paper] [--steps 300] [--device cuda] [--out DIR]
     python -m ldrkit theory {k-table,waiting,tilt} [--profile cpu] [--json]  (waiting, tilt: from the stored runs)
@@ -58,6 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     grid.add_argument("--workers", type=int, default=1, help="worker processes, one torch thread each (default 1)")
     grid.add_argument("--store", action="store_true", help="copy each finished run into the results store")
     grid.add_argument("--out", default=None, help="also write the summary to this file (.md, or .json)")
+    grid.add_argument("--launcher", choices=("pool", "submitit"), default="pool",
+                      help="pool: local worker processes (default); submitit: one Slurm job per run (a job array)")
+    grid.add_argument("--cluster", choices=("slurm", "local", "debug"), default=None,
+                      help="submitit's cluster (default: Slurm where sbatch exists, else local processes)")
+    grid.add_argument("--partition", default=None, help="Slurm partition (submitit)")
+    grid.add_argument("--timeout-min", type=int, default=60, help="per-job time limit in minutes (submitit)")
+    grid.add_argument("--array-parallelism", type=int, default=None, help="jobs running at once (submitit)")
+    grid.add_argument("--gpus", type=int, default=0, help="GPUs per job (submitit)")
+    grid.add_argument("--submitit-folder", default="submitit", help="job scripts and logs (submitit)")
     probe = sub.add_parser("ldr", help="LDR at the five sqrt(alpha_bar) levels for every checkpoint of a run folder")
     probe.add_argument("run_dir")
     probe.add_argument("--method", choices=("exact", "estimate"), default="exact")
@@ -126,7 +136,11 @@ def _dispatch(args) -> int:
         from .sweep import format_summary, run_grid, summarise
         for seed in args.seeds:
             experiments.check_seed(seed)
-        rows = summarise(run_grid(args.names, args.profile, args.seeds, args.workers, args.store))
+        cluster = {"folder": args.submitit_folder, "cluster": args.cluster, "partition": args.partition,
+                   "timeout_min": args.timeout_min, "array_parallelism": args.array_parallelism,
+                   "gpus_per_node": args.gpus}
+        rows = summarise(run_grid(args.names, args.profile, args.seeds, args.workers, args.store,
+                                  launcher=args.launcher, cluster=cluster))
         text = format_summary(rows)
         print(text)
         if args.out:

@@ -5,8 +5,10 @@ so no torch state is forked): on a laptop, N workers of one thread each use N co
 fighting over them (two torch processes of two threads each on two cores slow each other
 20-60x). Every run is an ordinary `run_experiment` into its ordinary folder, so a grid that is
 interrupted resumes where it stopped, finished runs are reused, and `--store` puts the results
-in the results store. On a cluster, submitit (`pip install submitit`) runs the same function as
-Slurm jobs: `executor = submitit.AutoExecutor(folder)`; `executor.map_array(run_one, names, profiles, seeds)`.
+in the results store. On a cluster the same grid goes through submitit (`launcher="submitit"`), the
+launcher of Slurm job arrays: one job per run, each calling the same `run_one` into the same run
+folders (a shared file system), `array_parallelism` jobs at a time; `cluster="local"` runs the jobs as
+local processes (how the tests check it), and `accelerate launch` remains the route inside one run.
 
 The summary gives, per experiment, the mean over seeds of each final category fraction with its
 standard error, and the pooled rule-breaking share among legible samples with its Wilson interval.
@@ -23,6 +25,9 @@ from .analysis.stats import mean_sem, wilson
 from .categorize import CATEGORIES
 from .experiments import check_seed, get_experiment, run_experiment
 from .specs import check_profile
+
+
+LAUNCHERS = ("pool", "submitit")
 
 
 def _one_thread() -> None:
@@ -42,8 +47,11 @@ def run_one(name: str, profile: str, seed: int, store: bool = False) -> dict:
 
 
 def run_grid(names: list[str], profile: str, seeds: list[int], workers: int = 1, store: bool = False,
-             echo=print) -> list[dict]:
-    """Run every (name, seed) on `workers` processes; returns the metrics in grid order."""
+             echo=print, launcher: str = "pool", cluster: dict | None = None) -> list[dict]:
+    """Run every (name, seed) on `workers` processes (launcher "pool"), or as submitit jobs (launcher
+    "submitit", `cluster` as for `submit_grid`); returns the metrics in grid order."""
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"unknown launcher {launcher!r}; valid: {', '.join(LAUNCHERS)}")
     check_profile(profile)
     for name in names:
         get_experiment(name)
@@ -52,6 +60,8 @@ def run_grid(names: list[str], profile: str, seeds: list[int], workers: int = 1,
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
     grid = [(name, seed) for name in names for seed in seeds]
+    if launcher == "submitit":
+        return submit_grid(grid, profile, store, echo=echo, **(cluster or {}))
     results: dict[tuple[str, int], dict] = {}
     if workers == 1:
         for name, seed in grid:
@@ -65,6 +75,35 @@ def run_grid(names: list[str], profile: str, seeds: list[int], workers: int = 1,
                 results[(name, seed)] = future.result()
                 echo(f"done {name} seed {seed} ({len(results)}/{len(grid)})")
     return [results[key] for key in grid]
+
+
+def submit_grid(grid: list[tuple[str, int]], profile: str, store: bool = False, folder: str = "submitit",
+                cluster: str | None = None, partition: str | None = None, timeout_min: int = 60,
+                array_parallelism: int | None = None, gpus_per_node: int = 0, echo=print) -> list[dict]:
+    """The grid as a submitit job array (Slurm where `sbatch` exists, else local processes; `cluster` forces
+    "slurm", "local" or "debug"): one job per run with one CPU (and `gpus_per_node` GPUs), logs in `folder`.
+    Waits for every job and returns the metrics in grid order; a failed job raises with its log's path."""
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    params = {"timeout_min": int(timeout_min), "cpus_per_task": 1, "gpus_per_node": int(gpus_per_node),
+              "name": "ldrkit-sweep"}
+    if partition:
+        params["slurm_partition"] = partition
+    if array_parallelism:
+        params["slurm_array_parallelism"] = int(array_parallelism)
+    executor.update_parameters(**params)
+    names, seeds = [n for n, _ in grid], [s for _, s in grid]
+    jobs = executor.map_array(run_one, names, [profile] * len(grid), seeds, [store] * len(grid))
+    echo(f"submitted {len(jobs)} jobs to {executor.cluster} (logs in {folder})")
+    results = []
+    for job, (name, seed) in zip(jobs, grid):
+        try:
+            results.append(job.result())
+        except Exception as error:  # submitit re-raises the job's failure; name the run and its log
+            raise RuntimeError(f"{name} seed {seed} failed in job {job.job_id}: see {job.paths.stderr}") from error
+        echo(f"done {name} seed {seed} ({len(results)}/{len(grid)})")
+    return results
 
 
 def summarise(metrics: list[dict]) -> list[dict]:

@@ -313,6 +313,23 @@ def test_sweep_runs_a_grid_on_two_workers_and_summarises(tmp_path, monkeypatch):
     assert [m["wall_seconds"] for m in again] == [m["wall_seconds"] for m in metrics]  # reused, not retrained
 
 
+def test_sweep_submits_the_grid_as_submitit_jobs(tmp_path, monkeypatch):
+    """The cluster route: one submitit job per run (here submitit's local processes, two at once), the same
+    run folders and metrics as the pool."""
+    from ldrkit.sweep import run_grid
+
+    monkeypatch.setenv("LDRKIT_RUNS", str(tmp_path / "grid"))
+    cluster = {"folder": str(tmp_path / "jobs"), "cluster": "local", "timeout_min": 10}
+    metrics = run_grid([NAME], PROFILE, [0, 1], launcher="submitit", cluster=cluster, echo=lambda *a: None)
+    assert [(m["experiment"], m["seed"]) for m in metrics] == [(NAME, 0), (NAME, 1)]
+    assert all((tmp_path / "grid" / NAME / f"{PROFILE}-seed{s}" / "metrics.json").exists() for s in (0, 1))
+    assert list((tmp_path / "jobs").glob("*_log.err"))
+    again = run_grid([NAME], PROFILE, [0, 1], workers=1, echo=lambda *a: None)  # the pool finds them finished
+    assert [m["wall_seconds"] for m in again] == [m["wall_seconds"] for m in metrics]
+    with pytest.raises(ValueError, match="launcher"):
+        run_grid([NAME], PROFILE, [0], launcher="ray")
+
+
 def test_sweep_summary_pools_seeds_with_a_wilson_interval():
     from ldrkit.analysis.stats import wilson
     from ldrkit.sweep import summarise
