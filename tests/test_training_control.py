@@ -79,3 +79,15 @@ def test_rows_and_level_come_from_the_recorded_evaluations():
     assert [(r["step"], r["kappa"], r["rule"]) for r in rows] == [(20, 0.1, 0.5)]
     with pytest.raises(ValueError, match="coupling"):
         T.kappa_rows({0: FakeRun([{"step": 0, "categories": cats}])}, "0.7")
+
+
+def test_plot_control_draws_one_series_per_seed():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    steps, seeds = grid(n_seeds=2, steps=(1, 2, 3))
+    rows = rows_from(np.linspace(0, 1, 6), np.linspace(0, 1, 6), steps, seeds)
+    fig, (a, b) = plt.subplots(1, 2)
+    T.plot_control(rows, "0.7", a, b)
+    assert len(b.lines) == 2 and len(a.containers) == 2
+    plt.close(fig)

@@ -125,3 +125,19 @@ def control_rows(result: dict) -> list[dict]:
     return [{"correlation": names[k], "r": f"{result[k]['r']:.3f}",
              "95% interval": f"[{result[k]['low']:.3f}, {result[k]['high']:.3f}]",
              "p": f"{result[k]['p']:.3g}", "evaluations": result[k]["n"]} for k in ("raw", "step", "partial")]
+
+
+def plot_control(rows: list[dict], level: str | None, ax_kappa, ax_rule) -> None:
+    """kappa (± s.e.) per seed over training on `ax_kappa` (the ruler's 0 and 1 drawn), rule-following on `ax_rule`."""
+    for seed in dict.fromkeys(r["seed"] for r in rows):
+        mine = [r for r in rows if r["seed"] == seed]
+        steps = [r["step"] for r in mine]
+        ax_kappa.errorbar(steps, [r["kappa"] for r in mine], yerr=[r["se"] for r in mine], marker="o", ms=3,
+                          capsize=2, label=f"seed {seed}")
+        ax_rule.plot(steps, [r["rule"] for r in mine], marker="o", ms=3, label=f"seed {seed}")
+    ax_kappa.axhline(0, color="grey", lw=0.8)
+    ax_kappa.axhline(1, color="grey", lw=0.8, ls="--")
+    ax_kappa.set(xlabel="step", ylabel=f"κ at √ᾱ={level}", title="coupling score (0 product, 1 rule)")
+    ax_rule.set(xlabel="step", ylabel="valid / legible", title="rule-following")
+    if rows:
+        ax_kappa.legend(fontsize=8)
