@@ -57,6 +57,11 @@ def test_a_model_at_chance_is_not_credited_with_extrapolating():
     assert R.generalisation(at_chance, 0.3, chance=0.93) == "at chance"
     follows = R.arm_row("f", [final(0.1, 0.0, 0.63, 0.27)])
     assert R.generalisation(follows, 0.3, chance=0.93) == "generalises"
+    # parity, chance 0.5: 0.45 of 250 legible broken, interval [0.39, 0.51] reaches 0.8 x 0.5 = 0.4: not shown to
+    # follow the rule, so its held-out valid samples are not credited as extrapolation
+    near = R.arm_row("n", [final(0.45, 0.0, 0.03, 0.52, n=250)])
+    assert near["hallucination_share_ci"][0] < R.AT_CHANCE * 0.5 <= near["hallucination_share_ci"][1]
+    assert R.generalisation(near, 0.95, chance=0.5) == "at chance"
 
 
 def test_chance_breaking_is_one_half_for_parity_with_uniform_marginals():
@@ -70,3 +75,11 @@ def test_chance_breaking_is_one_half_for_parity_with_uniform_marginals():
     biased = valid[valid[:, 0] == 1]                                  # first symbol always +1: the rest uniform
     run.setup.split.train = biased
     assert R.chance_breaking(run) == pytest.approx(0.5)
+
+
+def test_a_one_seed_arm_shows_its_mean_without_a_standard_error_and_says_so():
+    rows = R.comparison({"baseline": [final(0.4, 0.2, 0.3, 0.1), final(0.44, 0.2, 0.26, 0.1)],
+                         "control": [final(0.45, 0.1, 0.35, 0.1)]}, heldout=0.3)
+    assert R.display_rows(rows)[1]["hallucination / legible"] == "0.500"   # 0.45 / 0.9, no "± nan"
+    text = R.summary(rows, 0.3, "g")
+    assert "nan" not in text and "0.500 (invalid 0.100; 1 seed)" in text
