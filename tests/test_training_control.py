@@ -91,3 +91,10 @@ def test_plot_control_draws_one_series_per_seed():
     T.plot_control(rows, "0.7", a, b)
     assert len(b.lines) == 2 and len(a.containers) == 2
     plt.close(fig)
+
+
+def test_rule_span_is_the_seed_mean_at_the_first_and_last_step():
+    rows = [{"seed": s, "step": step, "rule": rule} for s, offset in ((0, 0.0), (1, 0.1))
+            for step, rule in ((1000, 0.5 + offset), (5000, 0.7 + offset), (9000, 0.8 + offset))]
+    assert T.rule_span(rows) == pytest.approx((0.55, 0.85))
+    assert all(np.isnan(v) for v in T.rule_span([]))

@@ -64,6 +64,15 @@ def kappa_rows(runs: dict[int, Run], level: str) -> list[dict]:
     return rows
 
 
+def rule_span(rows: list[dict], rule_key: str = "rule") -> tuple[float, float]:
+    """Mean over seeds of the rule measure at the first and at the last evaluated step: how much was learned over
+    the runs the control looks at. NaN for both when there are no rows."""
+    if not rows:
+        return float("nan"), float("nan")
+    steps = [r["step"] for r in rows]
+    return tuple(float(np.mean([r[rule_key] for r in rows if r["step"] == s])) for s in (min(steps), max(steps)))
+
+
 def _correlation(x: np.ndarray, y: np.ndarray, dof_lost: int = 0) -> dict:
     """Pearson r with its Fisher-z 95% interval and two-sided p-value (t test); `dof_lost`: covariates partialled
     out (the step means less one), so that the t test has n - dof_lost - 2 degrees of freedom."""
