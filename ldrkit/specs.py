@@ -179,12 +179,12 @@ for _profile, _sizes in {"smoke": {"min_class": 4, "max": 32}, "cpu": {"min_clas
 
 # The remedies chapter: the seeds of each comparison (three for the headline numbers; parity has the seeds the
 # store holds) and the noised inputs of its coupling score;
-# ema_baseline_seeds: the weight-averaged baseline is a control (does averaging alone change the rule?), one seed
-# at cpu; parens_seeds: parity parentheses, one seed at cpu (a run of the remedy takes about 35 minutes there).
+# ema_baseline_seeds: the weight-averaged baseline, a control (does averaging alone change the rule?); parens_seeds:
+# parity parentheses, one seed at cpu (its remedy run took 76 minutes at one thread beside another training).
 for _profile, _sizes in {
         "smoke": {"seeds": [0], "parity_seeds": [0], "parens_seeds": [0], "ema_baseline_seeds": [0],
                   "coupling_inputs": 4},
-        "cpu": {"seeds": [0, 1, 2], "parity_seeds": [0], "parens_seeds": [0], "ema_baseline_seeds": [0],
+        "cpu": {"seeds": [0, 1, 2], "parity_seeds": [0], "parens_seeds": [0], "ema_baseline_seeds": [0, 1, 2],
                 "coupling_inputs": 16},
         "paper": {"seeds": [0, 1, 2], "parity_seeds": [0, 1, 2], "parens_seeds": [0, 1, 2],
                   "ema_baseline_seeds": [0, 1, 2], "coupling_inputs": 32}}.items():
