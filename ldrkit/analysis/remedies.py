@@ -216,18 +216,20 @@ def locality_rows(kappa: dict) -> list[dict]:
     return [{"network": label, **{f"√ᾱ = {lv}": cell(r) for lv, r in table.items()}} for label, table in kappa.items()]
 
 
+def _seed_count(n: int) -> str:
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
 def _seeds_unless(row: dict, base: dict) -> str:
     """"; N seed(s)" where an arm has a different number of seeds from the baseline's, else nothing."""
-    n = row["seeds"]
-    return "" if n == base["seeds"] else f"; {n} seed{'s' if n != 1 else ''}"
+    return "" if row["seeds"] == base["seeds"] else f"; {_seed_count(row['seeds'])}"
 
 
 def summary(rows: list[dict], heldout: float, grammar: str) -> str:
     """One Markdown paragraph per remedy arm: its hallucination share against the baseline's, the bar, the rule."""
     base = rows[0]
-    seeds = f"{base['seeds']} seed{'s' if base['seeds'] != 1 else ''}"
     parts = [f"On {grammar} the baseline breaks the rule in {_pm(base['hallucination_share'], base['hallucination_share_se'])}"
-             f" of its legible samples (invalid {base['invalid']:.3f}; {seeds})."]
+             f" of its legible samples (invalid {base['invalid']:.3f}; {_seed_count(base['seeds'])})."]
     for row in rows[1:]:
         bar = ("halves it with invalid below {:g}".format(INVALID_MAX) if row["halves_baseline"] == "yes"
                else "does not halve it with invalid below {:g}".format(INVALID_MAX))
