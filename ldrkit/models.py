@@ -117,11 +117,13 @@ class DiTDenoiser(nn.Module):
 
     The class-conditioning of DiT's adaLN-zero blocks is fed one constant label (0), which
     makes the model unconditional. A small subclass gives non-square patch grids their own
-    2-D sin-cos position embedding and unpatchify.
+    2-D sin-cos position embedding and unpatchify. `labels`: rows of the class-embedding table
+    (diffusers' num_embeds_ada_norm); 1000 by default (ImageNet's, what the stored runs used), 1 spends
+    no parameters on classes the model never sees (1001 x width parameters otherwise).
     """
 
     def __init__(self, signal_shape: tuple[int, int, int], patch_size: int = 4, layers: int = 4,
-                 heads: int = 4, head_dim: int = 16, dropout: float = 0.0):
+                 heads: int = 4, head_dim: int = 16, dropout: float = 0.0, labels: int = 1000):
         super().__init__()
         c, h, w = _image_shape(signal_shape, "dit")
         if h % patch_size or w % patch_size:
@@ -130,7 +132,7 @@ class DiTDenoiser(nn.Module):
         self.net = _rect_dit_class()(
             num_attention_heads=heads, attention_head_dim=head_dim, in_channels=c, out_channels=c,
             num_layers=layers, dropout=dropout, sample_size=min(h, w), patch_size=patch_size,
-            num_embeds_ada_norm=1000)
+            num_embeds_ada_norm=labels)
         self.net.set_grid(h, w)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

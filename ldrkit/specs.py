@@ -389,6 +389,13 @@ register(Experiment("parity-parens-L16-unet", "Parity, L=16, " + _PARENS.format(
                     _parens("parity", 16, 0.05, "unet", cpu_steps=5000, cpu_evals=5, ema_decay=0.995)))
 register(Experiment("parity-parens-L16-dit", "Parity, L=16, " + _PARENS.format("5% of the 32768 valid sequences", "DiT"),
                     _parens("parity", 16, 0.05, "dit-cell", cpu_steps=6000, ema_decay=0.995)))
+# The memorisation sweep on parity parentheses (issue 14): the L=8 UNet's recipe with n of the 128 valid
+# sequences in training (the stored parity-parens-L8-unet is n = 64); smaller sets are memorised sooner.
+PARENS_SWEEP_STEPS = {8: 1200, 16: 1600, 32: 2400}
+for _n, _steps in PARENS_SWEEP_STEPS.items():
+    register(Experiment(f"parity-parens-L8-unet-n{_n}",
+                        "Parity, L=8, " + _PARENS.format(f"{_n} of the 128 valid sequences", "UNet"),
+                        _parens("parity", 8, _n / 128, "unet", cpu_steps=_steps)))
 register(Experiment("dyck-parens-unet", "Dyck words, L=12, " + _PARENS.format("half of the 132 words", "UNet"),
                     _parens("dyck", 12, 0.5, "unet", cpu_steps=1800)))
 register(Experiment("dyck-parens-dit", "Dyck words, L=12, " + _PARENS.format("half of the 132 words", "DiT"),
@@ -469,6 +476,14 @@ register(Experiment("quarter-digits-dit-n32", _QUARTER_N.format(32, "DiT (4x4 pa
                     _quarter_small("dit-quarter-small", 32, 10_000, 2e-3, 0.995)))
 register(Experiment("quarter-digits-unet-n32", _QUARTER_N.format(32, "UNet"),
                     _quarter_small("unet", 32, 2400, 2e-3, 0.995)))
+
+# The memorisation-onset sweep over the training-set size (issue 14): the n32 UNet's recipe at other sizes,
+# with a step budget that grows with n (the onset is expected to grow about linearly with the size).
+QUARTER_SWEEP_STEPS = {"unet": {4: 1200, 8: 1200, 16: 1800, 32: 2400, 64: 3600}}
+for _n, _steps in QUARTER_SWEEP_STEPS["unet"].items():
+    if _n != 32:
+        register(Experiment(f"quarter-digits-unet-n{_n}", _QUARTER_N.format(_n, "UNet"),
+                            _quarter_small("unet", _n, _steps, 2e-3, 0.995)))
 
 
 # Remedy 1 (issue 17): explicit symbol knowledge (`ldrkit.symbols`). The base experiment's data, network, steps and
