@@ -119,11 +119,15 @@ class DiTDenoiser(nn.Module):
     makes the model unconditional. A small subclass gives non-square patch grids their own
     2-D sin-cos position embedding and unpatchify. `labels`: rows of the class-embedding table
     (diffusers' num_embeds_ada_norm); 1000 by default (ImageNet's, what the stored runs used), 1 spends
-    no parameters on classes the model never sees (1001 x width parameters otherwise).
+    no parameters on classes the model never sees (1001 x width parameters otherwise). `init`:
+    "default" (PyTorch's, what diffusers builds) or "adaln-zero", the DiT paper's initialisation (Peebles &
+    Xie 2023, sec. 3.2): every block's adaLN modulation and the output projection start at zero, so each
+    block starts as the identity and the network outputs 0.
     """
 
     def __init__(self, signal_shape: tuple[int, int, int], patch_size: int = 4, layers: int = 4,
-                 heads: int = 4, head_dim: int = 16, dropout: float = 0.0, labels: int = 1000):
+                 heads: int = 4, head_dim: int = 16, dropout: float = 0.0, labels: int = 1000,
+                 init: str = "default"):
         super().__init__()
         c, h, w = _image_shape(signal_shape, "dit")
         if h % patch_size or w % patch_size:
@@ -134,6 +138,12 @@ class DiTDenoiser(nn.Module):
             num_layers=layers, dropout=dropout, sample_size=min(h, w), patch_size=patch_size,
             num_embeds_ada_norm=labels)
         self.net.set_grid(h, w)
+        if init not in ("default", "adaln-zero"):
+            raise ValueError(f"dit: init must be 'default' or 'adaln-zero', got {init!r}")
+        if init == "adaln-zero":
+            for layer in [b.norm1.linear for b in self.net.transformer_blocks] + [self.net.proj_out_1, self.net.proj_out_2]:
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         _check_input(x, self.signal_shape, "DiTDenoiser")

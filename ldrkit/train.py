@@ -139,7 +139,8 @@ def make_step(model: nn.Module, optimizer, accelerator, schedule: Schedule, data
 def train(run: Run, config: dict, model: nn.Module, schedule: Schedule, data: torch.Tensor,
           evaluate: Callable[[nn.Module, int], dict], *, stop_after: int | None = None,
           progress: bool = True, device: str | None = None, tokens: torch.Tensor | None = None) -> list[dict]:
-    """Train `model` on `data` with config["train"] = {steps, batch_size, lr, eval_every, seed[, mixed_precision, ema_decay]}.
+    """Train `model` on `data` with config["train"] = {steps, batch_size, lr, eval_every, seed[, mixed_precision,
+    ema_decay, warmup_steps]}.
 
     Evaluates (and checkpoints) at step 0, every eval_every steps and at the last step.
     `stop_after` ends the loop early at that step, as an interruption would (for tests).
@@ -205,7 +206,11 @@ def train(run: Run, config: dict, model: nn.Module, schedule: Schedule, data: to
     end = tc["steps"] if stop_after is None else min(stop_after, tc["steps"])
     bar = tqdm(total=tc["steps"], initial=step, desc="training", disable=not (progress and main), dynamic_ncols=True)
     smoothed = None
+    warmup = int(tc.get("warmup_steps", 0))
     while step < end:
+        if warmup:  # linear warm-up of the learning rate over the first `warmup_steps` (a function of the step: resumes)
+            for group in optimizer.param_groups:
+                group["lr"] = tc["lr"] * min(1.0, (step + 1) / warmup)
         loss = step_once().item()  # the main process's share of the batch
         if not math.isfinite(loss):
             raise FloatingPointError(f"{run.path}: the training loss is {loss} at step {step + 1}; lower the "

@@ -1,0 +1,154 @@
+"""The second act measured (issue 14): when a model starts reproducing its training set, how that moment
+grows with the size of the training set, and how much hallucination is left once it has.
+
+Onset: the first training step at which half of all samples are exact training combinations
+(`ONSET_SHARE`, the Quarter chapter's "memorised"), linearly interpolated between the two evaluations
+that bracket the crossing. Counting all samples (not only legible ones) keeps an early evaluation with a
+handful of legible samples from calling memorisation on a few lucky copies.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..estimates import mean_sem
+from ..experiments import get_run
+from ..models import count_parameters
+from ..runs import Run
+from .stats import wilson
+
+ONSET_SHARE = 0.5   # memorisation has set in once this share of all samples are training combinations
+MEMORISES = 0.5     # a run memorises when the Wilson interval of in-dataset / legible at its end lies above this
+ONSET_LEVEL = "0.5"  # the noise level (sqrt(alpha_bar)) whose x0-LDR and memoriser distance the tables show
+
+
+def onset_step(evaluations: list[dict], share: float = ONSET_SHARE) -> float | None:
+    """The first step at which the in-dataset share of samples reaches `share`, interpolated linearly between
+    the two evaluations that bracket it; None when no evaluation reaches it."""
+    previous = None
+    for e in evaluations:
+        value = e["categories"]["in_dataset"]
+        if value >= share:
+            if previous is None or previous["categories"]["in_dataset"] >= value:
+                return float(e["step"])
+            p_step, p_value = previous["step"], previous["categories"]["in_dataset"]
+            return p_step + (e["step"] - p_step) * (share - p_value) / (value - p_value)
+        previous = e
+    return None
+
+
+def counts(final: dict) -> dict:
+    """Sample counts of a final evaluation: legible, in-dataset, hallucinated, out of n."""
+    c, n = final["categories"], final["n"]
+    return {"n": n, "legible": round((1 - c["invalid"]) * n), "in_dataset": round(c["in_dataset"] * n),
+            "hallucination": round(c["hallucination"] * n)}
+
+
+def share_of_legible(runs: list[Run], key: str) -> tuple[float, float, float]:
+    """`key` (in_dataset or hallucination) as a share of legible samples at the runs' ends, pooled over runs:
+    (share, Wilson low, Wilson high); NaNs when no sample is legible."""
+    total = [counts(_final(r)) for r in runs]
+    k, n = sum(t[key] for t in total), sum(t["legible"] for t in total)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    low, high = wilson(k, n)
+    return k / n, low, high
+
+
+def memorises(runs: list[Run]) -> bool:
+    """In-dataset share of legible samples at the end above MEMORISES beyond its 95% interval (pooled)."""
+    _, low, _ = share_of_legible(runs, "in_dataset")
+    return not math.isnan(low) and low > MEMORISES
+
+
+def _final(run: Run) -> dict:
+    final = dict(run.final)
+    final.setdefault("n", run.config["eval"]["num_samples"])
+    return final
+
+
+def _level(record: dict, key: str) -> float:
+    values = record.get(key) or {}
+    return float(values.get(ONSET_LEVEL, math.nan))
+
+
+def _memoriser_distance(record: dict) -> float:
+    return float(((record.get("oracle_distance") or {}).get("memoriser") or {}).get(ONSET_LEVEL, math.nan))
+
+
+def load_sweep(names_by_size: dict[int, str], profile: str, seeds) -> dict[int, list[Run]]:
+    """The sweep's runs by training-set size (reused, restored from the store, or trained)."""
+    return {n: [get_run(name, profile, s, progress=False) for s in seeds] for n, name in names_by_size.items()}
+
+
+def sweep_rows(runs_by_size: dict[int, list[Run]], label: str) -> list[dict]:
+    """One row per size: parameters, steps, onset (mean +- s.e. over the seeds that reached it), the end's
+    fractions (in-dataset and hallucinated shares of legible samples with pooled Wilson intervals), the x0-LDR
+    and memoriser distance at sqrt(alpha_bar) = ONSET_LEVEL at the first evaluation and at the end."""
+    rows = []
+    for n, runs in sorted(runs_by_size.items()):
+        onsets = [onset_step(r.evaluations) for r in runs]
+        reached = [o for o in onsets if o is not None]
+        mean, se = mean_sem(reached) if reached else (math.nan, math.nan)
+        ind, ind_lo, ind_hi = share_of_legible(runs, "in_dataset")
+        hal, hal_lo, hal_hi = share_of_legible(runs, "hallucination")
+        first = [r.evaluations[1] if len(r.evaluations) > 1 else r.evaluations[0] for r in runs]
+        rows.append({
+            "model": label, "training size": n, "parameters": count_parameters(runs[0].model()),
+            "steps": runs[0].config["train"]["steps"], "seeds": len(runs), "reached": len(reached),
+            "onset step": mean, "onset s.e.": se,
+            "invalid": float(np.mean([_final(r)["categories"]["invalid"] for r in runs])),
+            "in-dataset / legible": ind, "in-dataset 95%": f"[{ind_lo:.2f}, {ind_hi:.2f}]",
+            "hallucination / legible": hal, "hallucination 95%": f"[{hal_lo:.2f}, {hal_hi:.2f}]",
+            f"x0-LDR {ONSET_LEVEL} first": float(np.mean([_level(e, "ldr_x0") for e in first])),
+            f"x0-LDR {ONSET_LEVEL} end": float(np.mean([_level(_final(r), "ldr_x0") for r in runs])),
+            f"memoriser distance {ONSET_LEVEL} first": float(np.mean([_memoriser_distance(e) for e in first])),
+            f"memoriser distance {ONSET_LEVEL} end": float(np.mean([_memoriser_distance(_final(r)) for r in runs])),
+            "wall s": float(np.mean([r.metrics.get("wall_seconds", math.nan) for r in runs])),
+            "memorises": memorises(runs)})
+    return rows
+
+
+def fit_onset(rows: list[dict]) -> dict | None:
+    """Least-squares line through log(onset) against log(size) over the sizes that reached memorisation:
+    onset = a * size ** b. None with fewer than three such sizes (two points always fit a line)."""
+    points = [(r["training size"], r["onset step"]) for r in rows if r["reached"] and not math.isnan(r["onset step"])]
+    if len(points) < 3:
+        return None
+    x, y = np.log([p[0] for p in points]), np.log([p[1] for p in points])
+    design = np.stack([np.ones_like(x), x], axis=1)
+    coef, residual, *_ = np.linalg.lstsq(design, y, rcond=None)
+    dof = len(x) - 2
+    sigma2 = float(residual[0]) / dof if dof > 0 and len(residual) else 0.0
+    cov = sigma2 * np.linalg.inv(design.T @ design)
+    return {"a": float(math.exp(coef[0])), "exponent": float(coef[1]), "exponent se": float(math.sqrt(cov[1, 1])),
+            "sizes": [int(p[0]) for p in points], "span": max(p[0] for p in points) / min(p[0] for p in points)}
+
+
+def predict_onset(fit: dict, size: float) -> float:
+    """The fit's onset step at `size` training combinations."""
+    return fit["a"] * size ** fit["exponent"]
+
+
+def plot_onsets(rows: list[dict], fits: dict[str, dict | None], paper_sizes: dict[str, int] | None = None, ax=None):
+    """Onset step against training-set size (log-log), one series per model with its s.e. bars and fit line;
+    a dotted extension to the paper's training-set size where given."""
+    import matplotlib.pyplot as plt
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    for label in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == label and r["reached"]]
+        if not mine:
+            continue
+        line = ax.errorbar([r["training size"] for r in mine], [r["onset step"] for r in mine],
+                           yerr=[0 if math.isnan(r["onset s.e."]) else r["onset s.e."] for r in mine],
+                           fmt="o", capsize=3, label=label)
+        fit = fits.get(label)
+        if fit:
+            top = max(fit["sizes"] + ([paper_sizes[label]] if paper_sizes and label in paper_sizes else []))
+            grid = np.geomspace(min(fit["sizes"]), top, 50)
+            ax.plot(grid, predict_onset(fit, grid), ":", color=line[0].get_color(),
+                    label=f"{label}: onset ~ n^{fit['exponent']:.2f}")
+    ax.set(xscale="log", yscale="log", xlabel="training combinations n", ylabel="memorisation onset (step)")
+    ax.legend(fontsize=8)
+    return ax
