@@ -519,6 +519,23 @@ for _kind, _what in (("token", "DiT, one 8x8 token per digit, adaLN-zero"), ("pa
                             _quarter_dit(f"dit-quarter-{_kind}", _n, _steps)))
 
 
+# The second-act chapter's sweeps (issue 14): per model, training-set size -> experiment. The parity parentheses
+# sweep ends at the stored L=8 run (64 of 128 sequences).
+SWEEPS = {
+    "Quarter UNet": {n: f"quarter-digits-unet-n{n}" for n in QUARTER_SWEEP_STEPS["unet"]},
+    "Quarter DiT, a token per digit": {n: f"quarter-digits-dit-token-n{n}" for n in QUARTER_SWEEP_STEPS["dit-token"]},
+    "Quarter DiT, 4 tokens per digit": {n: f"quarter-digits-dit-patch-n{n}" for n in QUARTER_SWEEP_STEPS["dit-patch"]},
+    "Quarter DiT, default init": {32: "quarter-digits-dit-n32"},  # the first attempt: 4x4 patches, PyTorch's init
+    "parity parentheses L=8 UNet": {**{n: f"parity-parens-L8-unet-n{n}" for n in PARENS_SWEEP_STEPS},
+                                    64: "parity-parens-L8-unet"},
+}
+# Its seeds per profile; smoke trains only each sweep's smallest size (smoke runs are too short to memorise).
+for _profile, _sizes in {"smoke": {"seeds": [0], "smallest_only": True},
+                         "cpu": {"seeds": [0], "smallest_only": False},
+                         "paper": {"seeds": [0, 1, 2], "smallest_only": False}}.items():
+    ANALYSIS[_profile]["second_act"] = _sizes
+
+
 # Remedy 1 (issue 17): explicit symbol knowledge (`ldrkit.symbols`). The base experiment's data, network, steps and
 # evaluation, with the network conditioned on the sequence it draws (one extra input channel per symbol, 1 on
 # that symbol's cells: +1.4k parameters on the 280k UNet) and an autoregressive prior over the symbols drawing the

@@ -22,6 +22,12 @@ ONSET_SHARE = 0.5   # memorisation has set in once this share of all samples are
 MEMORISES = 0.5     # a run memorises when the Wilson interval of in-dataset / legible at its end lies above this
 ONSET_LEVEL = "0.5"  # the noise level (sqrt(alpha_bar)) whose x0-LDR and memoriser distance the tables show
 
+# What the paper reports (section 4.2, Figs. 3-5, appendix A.5): Quarter-MNIST with 470 training tuples at batch 16,
+# the DiT's rule-obeying share rising with its LDR falling at 30k-50k steps, the UNet at 20.6% after 180k steps;
+# parity L=8 images overfit but keep about 25% hallucinated samples.
+PAPER = {"quarter_size": 470, "batch": 16, "dit_onset": (30_000, 50_000), "unet_steps": 180_000,
+         "parity_residual": 0.25}
+
 
 def onset_step(evaluations: list[dict], share: float = ONSET_SHARE) -> float | None:
     """The first step at which the in-dataset share of samples reaches `share`, interpolated linearly between
@@ -152,3 +158,85 @@ def plot_onsets(rows: list[dict], fits: dict[str, dict | None], paper_sizes: dic
     ax.set(xscale="log", yscale="log", xlabel="training combinations n", ylabel="memorisation onset (step)")
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_curves(sweeps: dict[str, dict[int, list[Run]]], share: float = ONSET_SHARE):
+    """One panel per sweep: the in-dataset share of samples over training for each size (first seed), the
+    invalid share dashed, the onset threshold dotted."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(4 * len(sweeps), 3.4), squeeze=False)
+    for ax, (label, by_size) in zip(axes[0], sweeps.items()):
+        colours = plt.cm.viridis(np.linspace(0, 0.9, len(by_size)))
+        for colour, (n, runs) in zip(colours, sorted(by_size.items())):
+            ev = runs[0].evaluations
+            steps = [e["step"] for e in ev]
+            ax.plot(steps, [e["categories"]["in_dataset"] for e in ev], color=colour, label=f"n={n}")
+            ax.plot(steps, [e["categories"]["invalid"] for e in ev], "--", color=colour, alpha=0.5)
+        ax.axhline(share, color="grey", linestyle=":", linewidth=1)
+        ax.set(title=label, xlabel="training step", ylabel="share of samples", ylim=(-0.02, 1.02))
+        ax.legend(fontsize=7, title="in-dataset (solid), invalid (dashed)", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def contrast(rows: list[dict], first: str, second: str) -> list[dict]:
+    """Onsets of two models at the sizes both were run at: who leaves the hallucination phase sooner."""
+    by = {(r["model"], r["training size"]): r for r in rows}
+    out = []
+    for n in sorted({r["training size"] for r in rows}):
+        a, b = by.get((first, n)), by.get((second, n))
+        if a is None or b is None:
+            continue
+        oa = a["onset step"] if a["reached"] else math.nan
+        ob = b["onset step"] if b["reached"] else math.nan
+        if math.isnan(oa) and math.isnan(ob):
+            sooner = "neither memorises"
+        elif math.isnan(ob):
+            sooner = first
+        elif math.isnan(oa):
+            sooner = second
+        else:
+            sooner = first if oa < ob else second
+        out.append({"training size": n, f"{first} onset": oa, f"{second} onset": ob,
+                    f"{first} parameters": a["parameters"], f"{second} parameters": b["parameters"],
+                    "memorises first": sooner})
+    return out
+
+
+def fit_sentence(label: str, fit: dict | None, size: int, batch: int) -> str:
+    """The fit of one model in words, with its prediction at the paper's training-set size `size` in steps of
+    `batch` examples and in examples seen."""
+    if fit is None:
+        return f"{label}: fewer than three sizes reached memorisation, no fit"
+    onset = predict_onset(fit, size)
+    return (f"{label}: onset ~ n^{fit['exponent']:.2f} (s.e. {fit['exponent se']:.2f}) over n = "
+            f"{min(fit['sizes'])}-{max(fit['sizes'])} (a factor {fit['span']:.0f}); at the paper's n = {size}: "
+            f"{onset:,.0f} steps of {batch} ({onset * batch:,.0f} examples seen)")
+
+
+def residual(rows: list[dict], label: str) -> dict | None:
+    """The largest memorising size of a sweep: its hallucinated share of legible samples with the interval."""
+    mine = [r for r in rows if r["model"] == label and r["memorises"]]
+    return max(mine, key=lambda r: r["training size"]) if mine else None
+
+
+def residual_sentence(rows: list[dict], label: str, paper_share: float) -> str:
+    row = residual(rows, label)
+    if row is None:
+        return f"{label}: no size memorised (in-dataset share of legible samples above {MEMORISES} beyond its interval)"
+    return (f"{label} at n = {row['training size']}: {row['in-dataset / legible']:.2f} of legible samples are "
+            f"training sequences (95% {row['in-dataset 95%']}) and {row['hallucination / legible']:.2f} still break "
+            f"the rule (95% {row['hallucination 95%']}); the paper reports about {paper_share:.0%} hallucinated "
+            "samples after overfitting at L=8")
+
+
+def paper_sentence(fit: dict | None, batch: int, paper: dict = PAPER) -> str:
+    """The DiT fit's prediction at the paper's size against the paper's onset, in examples seen (the paper trains
+    at batch 16, the cpu runs at `batch`)."""
+    if fit is None:
+        return "no DiT fit: the paper's 30k-50k steps cannot be compared"
+    seen = predict_onset(fit, paper["quarter_size"]) * batch
+    low, high = (s * paper["batch"] for s in paper["dit_onset"])
+    where = "inside" if low <= seen <= high else ("below" if seen < low else "above")
+    return (f"predicted {seen:,.0f} examples seen at n = {paper['quarter_size']}, {where} the paper's "
+            f"{low:,}-{high:,} ({paper['dit_onset'][0]:,}-{paper['dit_onset'][1]:,} steps of {paper['batch']})")
