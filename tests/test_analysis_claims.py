@@ -108,6 +108,18 @@ def test_extrapolation_status():
     assert C.extrapolation_status(1, 256) == C.PARTLY         # straddles it
 
 
+def test_residual_and_sooner_statuses():
+    assert C.residual_status(None) == C.NOT_REPRODUCED
+    assert C.residual_status({"hallucination 95%": "[0.18, 0.30]"}) == C.REPRODUCED
+    assert C.residual_status({"hallucination 95%": "[0.08, 0.15]"}) == C.PARTLY
+    assert C.residual_status({"hallucination 95%": "[0.00, 0.03]"}) == C.NOT_REPRODUCED
+    rows = [{"memorises first": "DiT"}, {"memorises first": "UNet"}, {"memorises first": "neither memorises"}]
+    assert C.sooner_status(rows[:1], "DiT") == C.REPRODUCED
+    assert C.sooner_status(rows, "DiT") == C.PARTLY
+    assert C.sooner_status(rows[1:], "DiT") == C.NOT_REPRODUCED
+    assert C.sooner_status(rows[2:], "DiT") == C.NOT_REPRODUCED
+
+
 def test_fuzzy_and_saliency_spread():
     first = {"categories": {"invalid": C.FUZZY_INVALID}}
     assert C.fuzzy_status(first) == C.REPRODUCED
