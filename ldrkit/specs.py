@@ -508,7 +508,7 @@ def _quarter_dit(model: str, n_train: int, cpu_steps: int) -> Callable[[str, int
 # with a step budget that grows with n (the onset is expected to grow about linearly with the size).
 QUARTER_SWEEP_STEPS = {"unet": {4: 1200, 8: 1200, 16: 1800, 32: 2400, 64: 3600},
                        # The DiTs: one budget at every size (a DiT step costs about a sixth of a UNet step).
-                       "dit-token": {4: 12_000, 8: 12_000, 16: 12_000, 32: 12_000},
+                       "dit-token": {2: 12_000, 4: 12_000, 8: 12_000, 16: 12_000, 32: 12_000},
                        "dit-patch": {8: 12_000}}
 for _n, _steps in QUARTER_SWEEP_STEPS["unet"].items():
     if _n != 32:

@@ -17,6 +17,8 @@ def test_onset_interpolates_between_the_bracketing_evaluations():
     assert mem.onset_step(evs, share=0.9) == pytest.approx(300.0)
     assert mem.onset_step(evs[:2]) is None
     assert mem.onset_step([_ev(0, 0.7)]) == 0.0
+    assert mem.before_onset(evs)["step"] == 100  # the last evaluation before the crossing at 175
+    assert mem.before_onset(evs[:2])["step"] == 100  # never reached: the first evaluation after step 0
 
 
 def test_fit_recovers_a_power_law_and_needs_three_sizes():
@@ -43,3 +45,11 @@ def test_memorises_needs_the_interval_above_one_half():
     assert share == pytest.approx(0.25, abs=0.003) and low < 0.25 < high
     assert math.isnan(mem.share_of_legible([_Run(64, invalid=1.0, in_dataset=0.0, hallucination=0.0,
                                                  extrapolation=0.0)], "in_dataset")[0])
+
+
+def test_hallucination_peak_ignores_evaluations_with_few_legible_samples():
+    evs = [_ev(0, 0.0, invalid=1.0), _ev(100, 0.0, invalid=0.98, hallucination=0.02),
+           _ev(200, 0.1, invalid=0.5, hallucination=0.3), _ev(300, 0.8, invalid=0.1, hallucination=0.1)]
+    peak = mem.hallucination_peak(evs, n=100)
+    assert peak["step"] == 200 and peak["share"] == pytest.approx(0.6) and peak["low"] < 0.6 < peak["high"]
+    assert math.isnan(mem.hallucination_peak(evs[:2], n=100)["share"])

@@ -20,6 +20,7 @@ from .stats import wilson
 
 ONSET_SHARE = 0.5   # memorisation has set in once this share of all samples are training combinations
 MEMORISES = 0.5     # a run memorises when the Wilson interval of in-dataset / legible at its end lies above this
+PEAK_LEGIBLE = 0.1  # the hallucination peak is read only at evaluations with at least this share legible
 ONSET_LEVEL = "0.5"  # the noise level (sqrt(alpha_bar)) whose x0-LDR and memoriser distance the tables show
 
 # What the paper reports (section 4.2, Figs. 3-5, appendix A.5): Quarter-MNIST with 470 training tuples at batch 16,
@@ -83,33 +84,60 @@ def _memoriser_distance(record: dict) -> float:
     return float(((record.get("oracle_distance") or {}).get("memoriser") or {}).get(ONSET_LEVEL, math.nan))
 
 
+def before_onset(evaluations: list[dict]) -> dict:
+    """The last evaluation after step 0 before the onset (the first after step 0 when memorisation never sets in)."""
+    onset = onset_step(evaluations)
+    later = [e for e in evaluations[1:] if onset is None or e["step"] < onset]
+    return (later[-1] if onset is not None else later[0]) if later else evaluations[0]
+
+
+def hallucination_peak(evaluations: list[dict], n: int, min_legible: float = PEAK_LEGIBLE) -> dict:
+    """The first act inside a sweep run: the largest rule-breaking share of legible samples over the evaluations
+    with at least `min_legible` of the n samples legible, with its Wilson interval and step (NaNs when none is)."""
+    best = None
+    for e in evaluations:
+        legible = round((1 - e["categories"]["invalid"]) * n)
+        if legible >= max(1, min_legible * n):
+            broken = round(e["categories"]["hallucination"] * n)
+            if best is None or broken / legible > best[0] / best[1]:
+                best = (broken, legible, e["step"])
+    if best is None:
+        return {"share": math.nan, "low": math.nan, "high": math.nan, "step": None}
+    low, high = wilson(best[0], best[1])
+    return {"share": best[0] / best[1], "low": low, "high": high, "step": best[2]}
+
+
 def load_sweep(names_by_size: dict[int, str], profile: str, seeds) -> dict[int, list[Run]]:
     """The sweep's runs by training-set size (reused, restored from the store, or trained)."""
     return {n: [get_run(name, profile, s, progress=False) for s in seeds] for n, name in names_by_size.items()}
 
 
 def sweep_rows(runs_by_size: dict[int, list[Run]], label: str) -> list[dict]:
-    """One row per size: parameters, steps, onset (mean +- s.e. over the seeds that reached it), the end's
+    """One row per size: parameters, steps, onset (mean +- s.e. over the seeds that reached it), the first act's
+    peak (`hallucination_peak`, first seed), the end's
     fractions (in-dataset and hallucinated shares of legible samples with pooled Wilson intervals), the x0-LDR
-    and memoriser distance at sqrt(alpha_bar) = ONSET_LEVEL at the first evaluation and at the end."""
+    and memoriser distance at sqrt(alpha_bar) = ONSET_LEVEL before the onset (`before_onset`) and at the end."""
     rows = []
     for n, runs in sorted(runs_by_size.items()):
         onsets = [onset_step(r.evaluations) for r in runs]
         reached = [o for o in onsets if o is not None]
         mean, se = mean_sem(reached) if reached else (math.nan, math.nan)
+        peak = hallucination_peak(runs[0].evaluations, runs[0].config["eval"]["num_samples"])
         ind, ind_lo, ind_hi = share_of_legible(runs, "in_dataset")
         hal, hal_lo, hal_hi = share_of_legible(runs, "hallucination")
-        first = [r.evaluations[1] if len(r.evaluations) > 1 else r.evaluations[0] for r in runs]
+        first = [before_onset(r.evaluations) for r in runs]
         rows.append({
             "model": label, "training size": n, "parameters": count_parameters(runs[0].model()),
             "steps": runs[0].config["train"]["steps"], "seeds": len(runs), "reached": len(reached),
             "onset step": mean, "onset s.e.": se,
+            "peak hallucination / legible": peak["share"],
+            "peak 95%": f"[{peak['low']:.2f}, {peak['high']:.2f}] at {peak['step']}",
             "invalid": float(np.mean([_final(r)["categories"]["invalid"] for r in runs])),
             "in-dataset / legible": ind, "in-dataset 95%": f"[{ind_lo:.2f}, {ind_hi:.2f}]",
             "hallucination / legible": hal, "hallucination 95%": f"[{hal_lo:.2f}, {hal_hi:.2f}]",
-            f"x0-LDR {ONSET_LEVEL} first": float(np.mean([_level(e, "ldr_x0") for e in first])),
+            f"x0-LDR {ONSET_LEVEL} before": float(np.mean([_level(e, "ldr_x0") for e in first])),
             f"x0-LDR {ONSET_LEVEL} end": float(np.mean([_level(_final(r), "ldr_x0") for r in runs])),
-            f"memoriser distance {ONSET_LEVEL} first": float(np.mean([_memoriser_distance(e) for e in first])),
+            f"memoriser distance {ONSET_LEVEL} before": float(np.mean([_memoriser_distance(e) for e in first])),
             f"memoriser distance {ONSET_LEVEL} end": float(np.mean([_memoriser_distance(_final(r)) for r in runs])),
             "wall s": float(np.mean([r.metrics.get("wall_seconds", math.nan) for r in runs])),
             "memorises": memorises(runs)})
