@@ -52,3 +52,27 @@ def test_quarter_digits_memorises_a_small_training_set(tmp_path):
     low, _ = wilson(in_dataset, legible)
     assert low > max(0.5, 10 * chance), (final, chance)
     assert final["extrapolation"] <= 0.05, final  # held-out tuples are not produced
+
+
+# The smallest memorising DiT (issue 14): the cpu one-token-per-digit DiT (adaLN-zero, 283k parameters) on 2 tuples.
+# The stored sweep run crosses half in-dataset samples near step 2400 (quarter-digits-dit-token-n2); 3600 steps here.
+DIT_SMALLEST = {"split": {"train_fraction": 2 / 670},
+                "train": {"steps": 3600, "eval_every": 3600},
+                "eval": {"num_samples": 128, "sample_steps": 50, "ldr_levels": [0.5], "oracle_distance": False}}
+
+
+@pytest.mark.long(seconds=120)
+def test_the_one_token_dit_memorises_two_tuples(tmp_path):
+    """A DiT whose tokens are the digits can only obey a rule through attention between tokens; one that generated
+    each digit from its own position's marginal lands on a training tuple with the independent-cells chance."""
+    name = "quarter-digits-dit-token-n2"
+    m = run_experiment(name, "cpu", seed=0, out=tmp_path, progress=False, overrides=DIT_SMALLEST)
+    final, n = m["final"]["categories"], DIT_SMALLEST["eval"]["num_samples"]
+    legible = round((1 - final["invalid"]) * n)
+    assert legible >= n // 2, final
+    config = merge(get_experiment(name).config("cpu", 0), DIT_SMALLEST)
+    train = Setup.from_config(config).split.train
+    assert len(train) == 2
+    chance = independent_cells_chance(train)
+    low, _ = wilson(round(final["in_dataset"] * n), legible)
+    assert low > max(0.5, 2 * chance), (final, chance)
