@@ -512,7 +512,7 @@ QUARTER_SWEEP_STEPS = {"unet": {4: 1200, 8: 1200, 16: 1800, 32: 2400, 64: 3600},
                        # and 32, 12k steps left the DiT short of the onset (in-dataset 0.30 and 0.02 of samples,
                        # invalid 0.56 and 0.82), so they get more, within 20 minutes at one thread.
                        "dit-token": {2: 12_000, 4: 12_000, 8: 12_000, 16: 24_000, 32: 30_000},
-                       "dit-patch": {8: 12_000}}
+                       "dit-patch": {4: 12_000, 8: 12_000, 32: 18_000}}
 for _n, _steps in QUARTER_SWEEP_STEPS["unet"].items():
     if _n != 32:
         register(Experiment(f"quarter-digits-unet-n{_n}", _QUARTER_N.format(_n, "UNet"),
