@@ -538,8 +538,7 @@ def sooner_status(contrast: list[dict], dit: str) -> str:
 
 def claim_second_act(runs, cal) -> dict:
     rows = sweep_rows(runs)
-    labels = list(SWEEPS)
-    unet, dit, parens = labels[0], labels[1], labels[-1]
+    unet, dit, parens = M.UNET_SWEEP, M.DIT_SWEEP, M.PARENS_SWEEP
     contrast = M.contrast(rows, unet, dit)
     parts = [(f"{label} memorises at some size", REPRODUCED if any(r["memorises"] for r in rows if r["model"] == label)
               else NOT_REPRODUCED) for label in (unet, dit)]

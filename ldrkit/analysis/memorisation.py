@@ -26,6 +26,9 @@ ONSET_LEVEL = "0.5"  # the noise level (sqrt(alpha_bar)) whose x0-LDR and memori
 # What the paper reports (section 4.2, Figs. 3-5, appendix A.5): Quarter-MNIST with 470 training tuples at batch 16,
 # the DiT's rule-obeying share rising with its LDR falling at 30k-50k steps, the UNet at 20.6% after 180k steps;
 # parity L=8 images overfit but keep about 25% hallucinated samples.
+# The sweeps (specs.SWEEPS) the paper's contrasts are read from: its UNet, its DiT (several tokens per digit) and
+# its parity L=8 model.
+UNET_SWEEP, DIT_SWEEP, PARENS_SWEEP = "Quarter UNet", "Quarter DiT, 4 tokens per digit", "parity parentheses L=8 UNet"
 PAPER = {"quarter_size": 470, "batch": 16, "dit_onset": (30_000, 50_000), "unet_steps": 180_000,
          "parity_residual": 0.25}
 
@@ -248,14 +251,17 @@ def residual(rows: list[dict], label: str) -> dict | None:
     return max(mine, key=lambda r: r["training size"]) if mine else None
 
 
-def residual_sentence(rows: list[dict], label: str, paper_share: float) -> str:
+def residual_sentence(rows: list[dict], label: str, paper_share: float | None = None) -> str:
+    """`residual` in words; with `paper_share`, beside the paper's residual for parity L=8."""
     row = residual(rows, label)
     if row is None:
         return f"{label}: no size memorised (in-dataset share of legible samples above {MEMORISES} beyond its interval)"
-    return (f"{label} at n = {row['training size']}: {row['in-dataset / legible']:.2f} of legible samples are "
-            f"training sequences (95% {row['in-dataset 95%']}) and {row['hallucination / legible']:.2f} still break "
-            f"the rule (95% {row['hallucination 95%']}); the paper reports about {paper_share:.0%} hallucinated "
-            "samples after overfitting at L=8")
+    text = (f"{label} at n = {row['training size']}: {row['in-dataset / legible']:.2f} of legible samples are "
+            f"training combinations (95% {row['in-dataset 95%']}) and {row['hallucination / legible']:.2f} still "
+            f"break the rule (95% {row['hallucination 95%']})")
+    if paper_share is not None:
+        text += f"; the paper reports about {paper_share:.0%} hallucinated samples after overfitting at L=8"
+    return text
 
 
 def paper_sentence(fit: dict | None, batch: int, paper: dict = PAPER) -> str:
@@ -268,3 +274,23 @@ def paper_sentence(fit: dict | None, batch: int, paper: dict = PAPER) -> str:
     where = "inside" if low <= seen <= high else ("below" if seen < low else "above")
     return (f"predicted {seen:,.0f} examples seen at n = {paper['quarter_size']}, {where} the paper's "
             f"{low:,}-{high:,} ({paper['dit_onset'][0]:,}-{paper['dit_onset'][1]:,} steps of {paper['batch']})")
+
+
+def chance_breaking(run: Run) -> float:
+    """The share of samples that break the rule for a sampler drawing each symbol independently from the run's
+    training marginals (the hallucination phase's level)."""
+    from .categories import independent_valid_probability
+    setup = run.setup
+    return 1.0 - independent_valid_probability(setup.grammar, setup.split.train)
+
+
+def first_act_sentence(rows: list[dict], label: str, chance: float) -> str:
+    """A sweep's hallucination phase in words: its peak rule-breaking share of legible samples per size, against
+    `chance` (independent symbols at the sweep's largest size)."""
+    mine = [r for r in rows if r["model"] == label and not math.isnan(r["peak hallucination / legible"])]
+    if not mine:
+        return f"{label}: never a tenth of its samples legible"
+    peaks = [r["peak hallucination / legible"] for r in mine]
+    sizes = ", ".join(f"n={r['training size']}: {r['peak hallucination / legible']:.2f} {r['peak 95%']}" for r in mine)
+    return (f"{label}: at most {max(peaks):.2f} of legible samples break the rule at any evaluation ({sizes}; "
+            f"independent symbols: {chance:.2f})")
