@@ -15,10 +15,12 @@ from ldrkit.setups import Setup
 from ldrkit.specs import MODELS, get_experiment, merge
 
 # The smallest memorising configuration found: the cpu UNet (the smoke one, 71k parameters, stays
-# illegible on 4 tuples after 1200 steps) on 4 tuples, 400 steps, sampled with the cpu profile's 50 steps.
+# illegible on 4 tuples after 1200 steps) on 4 tuples, 800 steps, sampled with the cpu profile's 50 steps.
+# 400 steps passed on the machine that found it and left only 50 of 256 samples legible on another of the same
+# kind (AMD EPYC, 2026-12-02): the float kernels differ between CPUs, so the test keeps a margin.
 N_TRAIN = 4  # tuples in training (one rendering each)
 SMALLEST = {"split": {"train_fraction": N_TRAIN / 670}, "model": dict(MODELS["unet"]["cpu"]),
-            "train": {"steps": 400, "eval_every": 400, "lr": 2e-3, "ema_decay": 0.99},
+            "train": {"steps": 800, "eval_every": 800, "lr": 2e-3, "ema_decay": 0.99},
             "eval": {"num_samples": 256, "sample_steps": 50, "ldr_levels": [0.5], "oracle_distance": False}}
 
 
@@ -39,7 +41,7 @@ def test_chance_level_counts_training_tuples():
     assert independent_cells_chance(np.array([[1, 2, 3, 4]])) == 1.0  # one tuple: its marginals are it
 
 
-@pytest.mark.long(seconds=120)
+@pytest.mark.long(seconds=180)
 def test_quarter_digits_memorises_a_small_training_set(tmp_path):
     m = run_experiment("quarter-digits-unet-n32", "smoke", seed=0, out=tmp_path, progress=False, overrides=SMALLEST)
     final = m["final"]["categories"]
