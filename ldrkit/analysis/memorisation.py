@@ -16,9 +16,11 @@ from ..estimates import mean_sem
 from ..experiments import get_run
 from ..models import count_parameters
 from ..runs import Run
+from .quarter import MEMORISED
+from .remedies import chance_breaking  # noqa: F401  (the chapter's chance level of the first act)
 from .stats import wilson
 
-ONSET_SHARE = 0.5   # memorisation has set in once this share of all samples are training combinations
+ONSET_SHARE = MEMORISED  # memorisation has set in once this share of all samples are training combinations
 MEMORISES = 0.5     # a run memorises when the Wilson interval of in-dataset / legible at its end lies above this
 PEAK_LEGIBLE = 0.1  # the hallucination peak is read only at evaluations with at least this share legible
 ONSET_LEVEL = "0.5"  # the noise level (sqrt(alpha_bar)) whose x0-LDR and memoriser distance the tables show
@@ -274,14 +276,6 @@ def paper_sentence(fit: dict | None, batch: int, paper: dict = PAPER) -> str:
     where = "inside" if low <= seen <= high else ("below" if seen < low else "above")
     return (f"predicted {seen:,.0f} examples seen at n = {paper['quarter_size']}, {where} the paper's "
             f"{low:,}-{high:,} ({paper['dit_onset'][0]:,}-{paper['dit_onset'][1]:,} steps of {paper['batch']})")
-
-
-def chance_breaking(run: Run) -> float:
-    """The share of samples that break the rule for a sampler drawing each symbol independently from the run's
-    training marginals (the hallucination phase's level)."""
-    from .categories import independent_valid_probability
-    setup = run.setup
-    return 1.0 - independent_valid_probability(setup.grammar, setup.split.train)
 
 
 def first_act_sentence(rows: list[dict], label: str, chance: float) -> str:
