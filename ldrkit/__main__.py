@@ -4,6 +4,7 @@
     python -m ldrkit run NAME --profile {smoke,cpu,paper} [--seed S] [--out DIR] [--fresh]
     python -m ldrkit ldr RUN_DIR [--method exact|estimate] [--probes K] [--n N]
     python -m ldrkit coupling RUN_DIR [--n N] [--method exact|estimate] [--probes K]  (0 = product oracle, 1 = rule)
+    python -m ldrkit resample RUN_DIR [--sampler ddpm|ddim] [--steps K] [--n N] [--seed S]  (last checkpoint, other sampler)
     python -m ldrkit detect NAME [--profile cpu] [--seed S] [--n N] [--json]  (hallucination detectors: AUROC table)
     python -m ldrkit sweep NAME... [--profile cpu] [--seeds 0 1 2] [--workers N] [--store] [--out FILE]
                                   [--launcher submitit [--cluster slurm|local] [--partition P] [--gpus G]]
@@ -79,6 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     cpl.add_argument("--n", type=int, default=16, help="noised inputs per level (default 16)")
     cpl.add_argument("--method", choices=("exact", "estimate"), default="exact")
     cpl.add_argument("--probes", type=int, default=32, help="shared random probes per input (estimate)")
+    again_s = sub.add_parser("resample", help="the last checkpoint's categories under another sampler (default: the "
+                             "paper's ancestral DDPM on all T steps) beside the run's last evaluation; cached in "
+                             "RUN/resampled.json")
+    again_s.add_argument("run_dir")
+    again_s.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm")
+    again_s.add_argument("--steps", type=int, default=None, help="sampling steps (default: all T for ddpm, 50 for ddim)")
+    again_s.add_argument("--n", type=int, default=None, help="samples (default: the run's evaluation count)")
+    again_s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     det = sub.add_parser("detect", help="per-sample hallucination detectors on a run's samples (Aithal et al.'s x0 "
                                         "variance, product-likeness): AUROC with 95%% bootstrap intervals per window")
     det.add_argument("name")
@@ -174,6 +183,19 @@ def _dispatch(args) -> int:
         else:
             out = {"runs": T.tilt_rows(T.tilt_runs(args.profile))}
         print(json.dumps(out, indent=1, default=float) if args.json else T.format_rows(out))
+        return 0
+
+    if args.command == "resample":
+        from .analysis.samplers import format_rows, sampler_rows
+        from .runs import Run
+        _positive(args.n, "--n")
+        _positive(args.steps, "--steps")
+        run = Run(args.run_dir)
+        if not run.is_finished():
+            raise FileNotFoundError(f"{run.path} holds no finished run (no metrics.json)")
+        label = f"{run.metrics['experiment']} ({run.metrics['profile']}, seed {run.metrics['seed']})"
+        print(format_rows(sampler_rows({label: [run]}, n=args.n, seed=args.seed, sampler=args.sampler,
+                                       num_steps=args.steps)))
         return 0
 
     if args.command == "ldr":

@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from ldrkit.experiments import run_experiment
 
 CATEGORY_KEYS = {"invalid", "hallucination", "in_dataset", "extrapolation"}
@@ -51,8 +53,17 @@ def test_a_finished_run_is_reused_and_a_changed_config_retrains(tmp_path):
     assert other["config_hash"] != first["config_hash"] and other["final"]["step"] == 150
 
 
-def test_ldr_command_prints_a_table_per_checkpoint_and_caches(tmp_path):
-    assert ldrkit("run", "parity-mlp-L8", "--profile", "smoke", "--out", str(tmp_path), "--quiet").returncode == 0
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """One smoke run of parity-mlp-L8 made by the CLI, shared by the commands that read a run folder."""
+    folder = tmp_path_factory.mktemp("smoke-run")
+    out = ldrkit("run", "parity-mlp-L8", "--profile", "smoke", "--out", str(folder), "--quiet")
+    assert out.returncode == 0, out.stderr
+    return folder
+
+
+def test_ldr_command_prints_a_table_per_checkpoint_and_caches(smoke_run):
+    tmp_path = smoke_run
     out = ldrkit("ldr", str(tmp_path), "--n", "8")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -61,3 +72,17 @@ def test_ldr_command_prints_a_table_per_checkpoint_and_caches(tmp_path):
     assert (tmp_path / "ldr_over_training.json").exists()
     missing = ldrkit("ldr", str(tmp_path / "nowhere"))
     assert missing.returncode != 0 and "not a run folder" in missing.stderr
+
+
+def test_resample_command_sets_the_paper_sampler_beside_the_runs_own_and_caches(smoke_run):
+    tmp_path = smoke_run
+    out = ldrkit("resample", str(tmp_path), "--n", "16", "--steps", "20")
+    assert out.returncode == 0, out.stderr
+    head, own, again = out.stdout.splitlines()
+    assert head.startswith("model | seeds | sampler") and "parity-mlp-L8 (smoke, seed 0)" in own
+    assert "ancestral DDPM, 20 steps | 16 |" in again and (tmp_path / "resampled.json").exists()
+    for args in (["--n", "0"], ["--steps", "-3"]):
+        bad = ldrkit("resample", str(tmp_path), *args)
+        assert bad.returncode == 2 and bad.stderr.startswith("error:") and len(bad.stderr.splitlines()) == 1
+    missing = ldrkit("resample", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and "no finished run" in missing.stderr

@@ -31,6 +31,7 @@ ONSET_LEVEL = "0.5"  # the noise level (sqrt(alpha_bar)) whose x0-LDR and memori
 # The sweeps (specs.SWEEPS) the paper's contrasts are read from: its UNet, its DiT (several tokens per digit) and
 # its parity L=8 model.
 UNET_SWEEP, DIT_SWEEP, PARENS_SWEEP = "Quarter UNet", "Quarter DiT, 4 tokens per digit", "parity parentheses L=8 UNet"
+TOKEN_SWEEP = "Quarter DiT, a token per digit"
 PAPER = {"quarter_size": 470, "batch": 16, "dit_onset": (30_000, 50_000), "unet_steps": 180_000,
          "parity_residual": 0.25}
 
@@ -112,9 +113,13 @@ def hallucination_peak(evaluations: list[dict], n: int, min_legible: float = PEA
     return {"share": best[0] / best[1], "low": low, "high": high, "step": best[2]}
 
 
-def load_sweep(names_by_size: dict[int, str], profile: str, seeds) -> dict[int, list[Run]]:
-    """The sweep's runs by training-set size (reused, restored from the store, or trained)."""
-    return {n: [get_run(name, profile, s, progress=False) for s in seeds] for n, name in names_by_size.items()}
+def load_sweep(names_by_size: dict[int, str], profile: str, seeds, more_seeds: dict[int, list[int]] | None = None
+               ) -> dict[int, list[Run]]:
+    """The sweep's runs by training-set size (reused, restored from the store, or trained); `more_seeds` gives
+    some sizes their own seeds (the headline sizes)."""
+    more_seeds = more_seeds or {}
+    return {n: [get_run(name, profile, s, progress=False) for s in more_seeds.get(n, seeds)]
+            for n, name in names_by_size.items()}
 
 
 def sweep_rows(runs_by_size: dict[int, list[Run]], label: str) -> list[dict]:

@@ -1,0 +1,50 @@
+"""The sampler check: a run's last checkpoint sampled again (cached), both samplers' counts side by side, verdicts."""
+import math
+
+import pytest
+
+from ldrkit.analysis import samplers
+from ldrkit.experiments import run_experiment
+from ldrkit.runs import Run
+from ldrkit.setups import Setup
+
+
+def test_resampled_counts_every_sample_once_and_is_cached(tmp_path):
+    run_experiment("quarter-digits-dit-token-n2", "smoke", seed=0, out=tmp_path, progress=False)
+    run = Run(tmp_path)
+    first = samplers.resampled(run, n=12, sampler="ddim", num_steps=4)
+    assert first["step"] == run.steps()[-1] and sum(first["counts"].values()) == 12
+    assert (tmp_path / "resampled.json").exists()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cached resample was computed again")
+    original, Setup.generate = Setup.generate, refuse
+    try:
+        assert samplers.resampled(Run(tmp_path), n=12, sampler="ddim", num_steps=4)["counts"] == first["counts"]
+    finally:
+        Setup.generate = original
+    rows = samplers.sampler_rows({"tiny": [run]}, n=12, sampler="ddim", num_steps=4)
+    assert [r["sampler"] for r in rows] == ["DDIM, 10 steps", "DDIM, 4 steps"]  # smoke evaluates on 10 DDIM steps
+    assert rows[1]["samples"] == 12 and rows[0]["samples"] == run.config["eval"]["num_samples"]
+    with pytest.raises(ValueError, match="positive"):
+        samplers.resampled(run, n=-1)
+
+
+def _row(invalid, hallucination, n=256):
+    """A row of `sampler_rows` from counts: `invalid` and `hallucination` samples of n, the rest in-dataset."""
+    from ldrkit.analysis.samplers import _share
+    legible = n - invalid
+    return {"invalid": _share(invalid, n), "hallucination / legible": _share(hallucination, legible),
+            "in-dataset / legible": _share(legible - hallucination, legible)}
+
+
+def test_the_verdicts_read_the_wilson_intervals():
+    ddim, ancestral = _row(160, 36), _row(56, 72)  # the stored token DiT n = 32 at the end (rounded counts)
+    assert samplers.legibility_shift([ddim, ancestral])  # 0.62 vs 0.22 invalid: far outside both intervals
+    assert samplers.rule_share_stable([ddim, ancestral])  # 0.375 vs 0.36 of legible
+    assert not samplers.legibility_shift([ddim, _row(150, 36)])
+    assert not samplers.rule_share_stable([_row(50, 10), _row(50, 100)])  # 0.05 vs 0.49 of legible
+    assert samplers.second_act_reached(ancestral) and not samplers.second_act_reached(ddim)
+    assert not samplers.second_act_reached(_row(56, 110))  # legible, but most of it hallucinated
+    nothing = _row(256, 0)
+    assert math.isnan(nothing["hallucination / legible"][0]) and not samplers.rule_share_stable([nothing, ancestral])
