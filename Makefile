@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: book test clean reproduce notebooks
+.PHONY: book test test-slow clean reproduce notebooks
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ book/%.ipynb: book/%.md | $(VENV)/.installed
 
 test: $(VENV)/.installed  ## unit tests, phenomenon tests, and nbmake on every chapter notebook at the smoke profile
 	$(PY) -m pytest -n 2 --dist worksteal --durations=25  # two workers, one per core, an idle one takes tests queued on the other; beside them nbmake executes copies of book/*.ipynb and the site is built from them (tests/smoke_book.py)
+
+test-slow: $(VENV)/.installed  ## the image first-act retraining tests that `make test` leaves out (about 30 min)
+	$(PY) -m pytest -n 2 --dist worksteal -m slow --durations=5
 
 reproduce: $(VENV)/.installed  ## retrain every stored cpu run from scratch; reproduce/reproduce.md compares
 	$(PY) -m ldrkit reproduce --profile cpu --out reproduce

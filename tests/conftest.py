@@ -33,6 +33,8 @@ def _isolated_runs(tmp_path, monkeypatch):
 def pytest_configure(config):
     config.addinivalue_line("markers", "long(seconds): a test that trains for about this long on one CI core; "
                                        "the long ones are spread over the workers and start first")
+    config.addinivalue_line("markers", "slow: retrains an image model for 8-15 minutes of one core; left out of "
+                                       "`make test` and CI, run by `make test-slow`")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -71,6 +73,8 @@ def _smoke_paths(base: Path) -> tuple[Path, Path, Path]:
 def _wants_smoke_build(config) -> bool:
     """True when this run collects the chapter or website tests (a full run, or those files named)."""
     if os.environ.get("LDRKIT_SMOKE_BUILD") or config.getoption("collectonly", False):
+        return False
+    if (config.getoption("markexpr", "") or "").strip() == "slow":  # `make test-slow`: no chapter test runs
         return False
     args = [str(a) for a in config.args]
     named = [a for a in args if a.endswith(".py") or "::" in a]

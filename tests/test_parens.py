@@ -91,6 +91,7 @@ PHENOMENON_BUDGET = {"train": {"steps": 1000, "eval_every": 1000},
                      "eval": {"num_samples": 256, "sample_steps": 50, "ldr_samples": 1, "oracle_distance": False}}
 
 
+@pytest.mark.slow  # 856 s of a CI worker on an AVX2-only machine (2026-12-02): `make test-slow`
 @pytest.mark.long(seconds=570)
 def test_parity_L8_unet_draws_legible_parentheses_that_break_parity_half_the_time(tmp_path):
     m = run_experiment("parity-parens-L8-unet", "cpu", seed=0, out=tmp_path, progress=False,
@@ -104,6 +105,7 @@ def test_parity_L8_unet_draws_legible_parentheses_that_break_parity_half_the_tim
     assert set(m["final"]["ldr"]) == {"0.1", "0.3", "0.5", "0.7", "0.9"} and set(m["final"]["ldr_x0"]) == set(m["final"]["ldr"])
 
 
+@pytest.mark.slow  # 804 s of a CI worker on an AVX2-only machine (2026-12-02): `make test-slow`
 @pytest.mark.long(seconds=520)
 def test_parity_L16_dit_with_one_token_per_cell_draws_parentheses_that_break_parity_half_the_time(tmp_path):
     """The cpu DiT recipe (8x8 patches, width 128, weight average) becomes legible within ~2000 steps.
