@@ -58,8 +58,8 @@ def evaluate(setup: Setup, model, eval_config: dict, seed: int, oracles: dict | 
     if ev["coupling_samples"]:
         if not oracles or not {"rule", "product"} <= set(oracles):
             raise ValueError("eval.coupling_samples needs the rule and product oracles (pass them as `oracles`)")
-        kappa = coupling_record(setup, model, oracles["rule"], oracles["product"], region, ev["ldr_levels"],
-                                ev["coupling_samples"], seed)
+        kappa = coupling_record(setup, model, oracles["rule"], oracles["product"], region,
+                                ev["coupling_levels"] or ev["ldr_levels"], ev["coupling_samples"], seed)
         record["coupling"] = {lv: {k: r[k] for k in ("value", "se", "signal", "energy")} for lv, r in kappa.items()}
     return record, samples
 
@@ -128,7 +128,8 @@ def run_training(config: dict, run: Run | str, progress: bool = True, stop_after
 
     With config["eval"]["coupling_samples"] = n, each record also holds "coupling": {level: {"value", "se",
     "signal", "energy"}}, the calibrated locality score kappa of the network on n noised training inputs
-    (`coupling_record`; value None where the oracles do not differ). With config["eval"]["oracle_distance"] true,
+    (`coupling_record`; value None where the oracles do not differ), at config["eval"]["coupling_levels"]
+    (default: the LDR levels). With config["eval"]["oracle_distance"] true,
     each record also holds "oracle_distance":
     {"rule"|"product"|"memoriser": {level: mean per-coordinate (eps_net - eps_oracle)^2}} on
     `oracle_samples` noised training inputs per level (see ldrkit.yardsticks).

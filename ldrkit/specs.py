@@ -62,7 +62,7 @@ DEFAULTS = {
     "train": {"ema_decay": None, "mixed_precision": "no"},
     "eval": {"sampler": "ddpm", "sample_steps": None, "sample_batch": None, "ldr_method": "exact",
              "ldr_probes": 32, "ldr_levels": list(LDR_LEVELS), "oracle_distance": False, "oracle_samples": 16,
-             "coupling_samples": None},
+             "coupling_samples": None, "coupling_levels": None},  # coupling_levels None: the ldr_levels
 }
 
 
@@ -194,6 +194,9 @@ for _profile, _sizes in {
 # comparison needs at least two runs).
 for _profile, _seeds in {"smoke": [0, 1], "cpu": [0, 1, 2], "paper": [0, 1, 2]}.items():
     ANALYSIS[_profile]["control_seeds"] = _seeds
+# ... and of its negative control, the two parenthesis DiTs with kappa at every evaluation (DIT_KAPPA).
+for _profile, _seeds in {"smoke": [0], "cpu": [0], "paper": [0, 1, 2]}.items():
+    ANALYSIS[_profile]["dit_kappa_seeds"] = _seeds
 
 
 def analysis_sizes(profile: str) -> dict:
@@ -289,10 +292,12 @@ register(Experiment("parity-mlp-L16", "Parity over {+-1}^16, 5% of the 32768 val
 COUPLING_SAMPLES = {"smoke": 8, "cpu": 64, "paper": 128}
 
 
-def with_coupling(base: str) -> Callable[[str, int], dict]:
+def with_coupling(base: str, levels: list[float] | None = None) -> Callable[[str, int], dict]:
+    """The experiment `base` with kappa recorded at every evaluation, at `levels` (default: its LDR levels)."""
     def make(profile: str, seed: int) -> dict:
         spec = get_experiment(base).config(profile, seed)
         spec["eval"]["coupling_samples"] = COUPLING_SAMPLES[profile]
+        spec["eval"]["coupling_levels"] = levels
         return spec
     return make
 
@@ -401,6 +406,17 @@ register(Experiment("dyck-parens-unet", "Dyck words, L=12, " + _PARENS.format("h
                     _parens("dyck", 12, 0.5, "unet", cpu_steps=1800)))
 register(Experiment("dyck-parens-dit", "Dyck words, L=12, " + _PARENS.format("half of the 132 words", "DiT"),
                     _parens("dyck", 12, 0.5, "dit-cell", cpu_steps=6000, ema_decay=0.995)))
+
+# The training-time control of kappa across grammars (issue 15): the two parenthesis DiTs (same network, steps and
+# evaluations) with kappa recorded at every evaluation, at the one level where the rule's cross-region coupling is
+# separable from the product's in both (oracle calibration of the stored runs, 4 inputs: rule signal 3.8e-3 parity,
+# 1.6e-2 Dyck at sqrt(abar) = 0.7; below 1e-3 at 0.1, 0.3, 0.5 and 0.9). Parity L=16 never follows its rule (the
+# negative control: a measure of training time rises here too); the Dyck DiT partly learns its rule.
+KAPPA_CONTROL_LEVEL = 0.7
+DIT_KAPPA = {"parity L=16 DiT": "parity-parens-L16-dit-kappa", "Dyck DiT": "dyck-parens-dit-kappa"}
+for _base in ("parity-parens-L16-dit", "dyck-parens-dit"):
+    register(Experiment(f"{_base}-kappa", f"{_base} with the coupling score kappa recorded at every evaluation "
+                        f"(sqrt(alpha_bar) = {KAPPA_CONTROL_LEVEL})", with_coupling(_base, [KAPPA_CONTROL_LEVEL])))
 
 
 # Quarter-MNIST: four handwritten digits, s1 + s2 = s3 + s4 (section 4.2, appendix A.5, A.7.3).

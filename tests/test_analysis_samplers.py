@@ -32,7 +32,7 @@ def test_resampled_counts_every_sample_once_and_is_cached(tmp_path):
 
 def _row(invalid, hallucination, n=256):
     """A row of `sampler_rows` from counts: `invalid` and `hallucination` samples of n, the rest in-dataset."""
-    from ldrkit.analysis.samplers import _share
+    from ldrkit.analysis.stats import share as _share
     legible = n - invalid
     return {"invalid": _share(invalid, n), "hallucination / legible": _share(hallucination, legible),
             "in-dataset / legible": _share(legible - hallucination, legible)}

@@ -1,6 +1,7 @@
 """Quarter-MNIST (ldrkit.digits): the rule, digit sources, the classifier, the renderer and the two experiments."""
 import gzip
 import json
+import math
 
 import numpy as np
 import pytest
@@ -153,3 +154,9 @@ def test_phenomenon_hallucination_phase_unet(tmp_path):
     assert later, [e["categories"] for e in metrics["evaluations"]]
     first = later[0]["categories"]
     assert first["hallucination"] / (1 - first["invalid"]) > 0.5, first
+
+
+def test_share_is_the_fraction_with_its_wilson_interval():
+    from ldrkit.analysis.stats import share
+    assert share(25, 100) == (0.25, *wilson(25, 100))
+    assert all(math.isnan(v) for v in share(0, 0))

@@ -69,11 +69,13 @@ def test_image_experiments_record_the_distance_to_each_oracle_per_evaluation(tmp
     assert_oracle_distances_recorded(m)
 
 
-@pytest.mark.parametrize("which, expected", [("rule", 1.0), ("product", 0.0)])
-def test_evaluations_record_the_calibrated_coupling_score_of_the_oracles_themselves(tmp_path, which, expected):
-    # eval.coupling_samples: kappa per evaluation, computed through the same code for oracles and networks.
+@pytest.mark.parametrize("which, expected, levels", [("rule", 1.0, None), ("product", 0.0, [0.7])])
+def test_evaluations_record_the_calibrated_coupling_score_of_the_oracles_themselves(tmp_path, which, expected, levels):
+    # eval.coupling_samples: kappa per evaluation, computed through the same code for oracles and networks, at
+    # eval.coupling_levels (default: the LDR levels).
     m = run_experiment(f"quarter-digits-unet-oracle-{which}", "smoke", seed=0, out=tmp_path, progress=False,
-                       overrides={"eval": {"coupling_samples": 4, "ldr_levels": [0.5, 0.7]}})
+                       overrides={"eval": {"coupling_samples": 4, "ldr_levels": [0.5, 0.7], "coupling_levels": levels}})
+    assert set(m["final"]["coupling"]) == ({"0.5", "0.7"} if levels is None else {"0.7"})
     for level, result in m["final"]["coupling"].items():
         assert result["signal"] > 1e-3, (level, result)  # separable: the two oracles differ here
         assert result["value"] == pytest.approx(expected, abs=1e-6), (level, result)

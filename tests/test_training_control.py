@@ -98,3 +98,45 @@ def test_rule_span_is_the_seed_mean_at_the_first_and_last_step():
             for step, rule in ((1000, 0.5 + offset), (5000, 0.7 + offset), (9000, 0.8 + offset))]
     assert T.rule_span(rows) == pytest.approx((0.55, 0.85))
     assert all(np.isnan(v) for v in T.rule_span([]))
+
+
+def cross_rows_from(kappa_never, kappa_learner, rule_learner, steps):
+    rows = [{"grammar": "parity", "seed": 0, "step": int(t), "kappa": float(k), "se": 0.01, "rule": 0.5,
+             "above chance": 0.0} for k, t in zip(kappa_never, steps)]
+    rows += [{"grammar": "dyck", "seed": 0, "step": int(t), "kappa": float(k), "se": 0.01, "rule": float(r),
+              "above chance": float(r)} for k, r, t in zip(kappa_learner, rule_learner, steps)]
+    return rows
+
+
+def test_the_negative_control_catches_a_measure_of_training_time():
+    rng = np.random.default_rng(3)
+    steps = np.arange(1, 9) * 750
+    time_driven = 0.05 * np.log(steps)
+    result = T.cross_grammar(cross_rows_from(time_driven + 0.005 * rng.standard_normal(8),
+                                             time_driven + 0.005 * rng.standard_normal(8),
+                                             0.1 * np.log(steps), steps), never="parity", learner="dyck")
+    assert result["trend"]["parity"]["r"] > 0.9 and result["trend"]["parity"]["p"] < 0.05
+    assert T.cross_verdict(result) == "tracks training time"
+    assert result["trend"]["parity"]["last"]["kappa"] > result["trend"]["parity"]["first"]["kappa"]
+
+
+def test_the_negative_control_credits_a_measure_flat_where_nothing_is_learned():
+    rng = np.random.default_rng(4)
+    steps = np.arange(1, 9) * 750
+    rule = np.array([0.0, 0.05, 0.02, 0.2, 0.15, 0.3, 0.28, 0.4])   # learning, not monotone in the step
+    result = T.cross_grammar(cross_rows_from(0.01 * rng.standard_normal(8), 0.5 * rule + 0.005 * rng.standard_normal(8),
+                                             rule, steps), never="parity", learner="dyck")
+    assert result["trend"]["parity"]["p"] > 0.05
+    assert result["learner_rule"]["r"] > 0.9
+    assert T.cross_verdict(result) == "tracks the rule"
+    assert [r["correlation"].split(":")[0] for r in T.cross_rows(result)] == ["parity", "dyck", "dyck", "both"]
+    assert T.cross_verdict(T.cross_grammar([], never="parity", learner="dyck")) == "not measured"
+
+
+def test_rule_following_above_chance_puts_independent_symbols_at_zero(monkeypatch):
+    assert T.above_chance(0.5, 0.5) == 0.0 and T.above_chance(1.0, 0.3) == pytest.approx(1.0)
+    cats = {"invalid": 0.2, "hallucination": 0.4, "in_dataset": 0.3, "extrapolation": 0.1}   # rule-following 0.5
+    run = FakeRun([{"step": 750, "categories": cats, "coupling": {"0.7": {"value": 0.1, "se": 0.02, "signal": 0.01}}}])
+    monkeypatch.setattr(T, "chance_breaking", lambda r: 0.75)                               # chance valid 0.25
+    (row,) = T.grammar_rows({"dyck": {0: run}}, "0.7")
+    assert row["grammar"] == "dyck" and row["above chance"] == pytest.approx((0.5 - 0.25) / 0.75)

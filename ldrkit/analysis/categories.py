@@ -66,3 +66,15 @@ def independent_valid_probability(grammar, train: np.ndarray) -> float:
         freq = dict(zip(values.tolist(), (counts / len(train)).tolist()))
         prob *= np.array([freq.get(v, 0.0) for v in support[:, j].tolist()])
     return float(prob.sum())
+
+
+def chance_breaking(run) -> float:
+    """The share of sequences breaking the rule when each position is drawn on its own from the training set's
+    per-position frequencies: the hallucination share of a model whose symbols are independent (exact; 0.5 for
+    parity, large for Dyck and Quarter-digits)."""
+    return 1.0 - independent_valid_probability(run.setup.grammar, run.setup.split.train)
+
+
+def final_counts(record: dict, n: int) -> dict[str, int]:
+    """An evaluation's category fractions as sample counts out of the n samples they are fractions of."""
+    return {c: round(record["categories"][c] * n) for c in CATEGORIES}

@@ -17,8 +17,8 @@ from ..experiments import get_run
 from ..models import count_parameters
 from ..runs import Run
 from .quarter import MEMORISED
-from .remedies import chance_breaking  # noqa: F401  (the chapter's chance level of the first act)
-from .stats import wilson
+from .categories import chance_breaking, final_counts  # noqa: F401  (chance_breaking: the chapter's chance level)
+from .stats import share
 
 ONSET_SHARE = MEMORISED  # memorisation has set in once this share of all samples are training combinations
 MEMORISES = 0.5     # a run memorises when the Wilson interval of in-dataset / legible at its end lies above this
@@ -53,20 +53,15 @@ def onset_step(evaluations: list[dict], share: float = ONSET_SHARE) -> float | N
 
 def counts(final: dict) -> dict:
     """Sample counts of a final evaluation: legible, in-dataset, hallucinated, out of n."""
-    c, n = final["categories"], final["n"]
-    return {"n": n, "legible": round((1 - c["invalid"]) * n), "in_dataset": round(c["in_dataset"] * n),
-            "hallucination": round(c["hallucination"] * n)}
+    k, n = final_counts(final, final["n"]), final["n"]
+    return {"n": n, "legible": n - k["invalid"], "in_dataset": k["in_dataset"], "hallucination": k["hallucination"]}
 
 
 def share_of_legible(runs: list[Run], key: str) -> tuple[float, float, float]:
     """`key` (in_dataset or hallucination) as a share of legible samples at the runs' ends, pooled over runs:
     (share, Wilson low, Wilson high); NaNs when no sample is legible."""
     total = [counts(_final(r)) for r in runs]
-    k, n = sum(t[key] for t in total), sum(t["legible"] for t in total)
-    if n == 0:
-        return math.nan, math.nan, math.nan
-    low, high = wilson(k, n)
-    return k / n, low, high
+    return share(sum(t[key] for t in total), sum(t["legible"] for t in total))
 
 
 def memorises(runs: list[Run]) -> bool:
@@ -109,8 +104,8 @@ def hallucination_peak(evaluations: list[dict], n: int, min_legible: float = PEA
                 best = (broken, legible, e["step"])
     if best is None:
         return {"share": math.nan, "low": math.nan, "high": math.nan, "step": None}
-    low, high = wilson(best[0], best[1])
-    return {"share": best[0] / best[1], "low": low, "high": high, "step": best[2]}
+    value, low, high = share(best[0], best[1])
+    return {"share": value, "low": low, "high": high, "step": best[2]}
 
 
 def load_sweep(names_by_size: dict[int, str], profile: str, seeds, more_seeds: dict[int, list[int]] | None = None

@@ -22,8 +22,8 @@ from ..models import build_model, count_parameters
 from ..plots import CATEGORY_COLORS, plot_categories, plot_ldr_over_training
 from ..specs import ORACLES, get_experiment
 from ..systems import build_grammar, build_renderer
-from .categories import (LEGIBLE_PHASE, broken_among_legible, first_legible_step, in_dataset_among_legible,
-                         independent_valid_probability, legible, rule_breaking_peak)
+from .categories import (LEGIBLE_PHASE, broken_among_legible, chance_breaking, first_legible_step,
+                         in_dataset_among_legible, legible, rule_breaking_peak)
 from .stats import fraction_interval
 
 # --- the runs -----------------------------------------------------------------------------------------
@@ -153,12 +153,6 @@ def plot_category_grid(runs: dict, profile: str, seed: int):
     return fig
 
 
-def independent_breaking(run) -> float:
-    """Share of sequences breaking the rule when each position is drawn on its own from the training
-    set's per-position frequencies: 0.5 for parity, large for Dyck."""
-    return 1.0 - independent_valid_probability(run.setup.grammar, run.setup.split.train)
-
-
 def independent_in_dataset(train) -> float:
     """P(an exact training sequence) for the same independent-symbols sampler (exact)."""
     train = np.asarray(train)
@@ -183,7 +177,7 @@ def summary_rows(runs: dict) -> list[dict]:
         rows.append({"run": name, "steps": f["step"], "first step ≥ 50% legible": first_legible_step(run.evaluations),
                      "invalid": f["categories"]["invalid"], "hallucination": f["categories"]["hallucination"],
                      "breaks rule among legible": broken_among_legible(f), "95% interval": f"{low:.2f}–{high:.2f}",
-                     "same, independent symbols": independent_breaking(run),
+                     "same, independent symbols": chance_breaking(run),
                      "in-dataset": f["categories"]["in_dataset"], "extrapolation": f["categories"]["extrapolation"]})
     return rows
 
@@ -433,7 +427,7 @@ def dyck_summary(run, level: str = "0.9") -> dict:
     to the last, its correlation with the rule-breaking share over evaluations, and the verdict."""
     ev, f = run.evaluations, run.final
     ok = [e for e in ev if not math.isnan(broken_among_legible(e))]
-    peak, chance = rule_breaking_peak(ev), independent_breaking(run)
+    peak, chance = rule_breaking_peak(ev), chance_breaking(run)
     broken, x0 = [broken_among_legible(e) for e in ok], [e["ldr_x0"][level] for e in ok]
     corr = float(np.corrcoef(broken, x0)[0, 1]) if len(ok) > 2 else math.nan
     summary = {"peak_step": peak["step"], "peak_broken": broken_among_legible(peak), "chance": chance,

@@ -13,7 +13,8 @@ import math
 
 from ..categorize import CATEGORIES
 from ..runs import Run
-from .stats import wilson
+from .categories import final_counts
+from .stats import share
 
 PAPER_SAMPLER = {"sampler": "ddpm", "num_steps": None}  # ancestral, eq. 7, every one of the T steps
 SECOND_ACT = {"invalid below": 0.3, "in-dataset / legible at least": 0.5}  # issue 14's bar for a memorising DiT
@@ -42,19 +43,12 @@ def resampled(run: Run, n: int | None = None, seed: int = 0, sampler: str = PAPE
 def evaluation_counts(run: Run) -> dict:
     """The category counts of the run's own last evaluation (its sampler, its sample count)."""
     n = run.config["eval"]["num_samples"]
-    return {"n": n, "counts": {c: round(run.final["categories"][c] * n) for c in CATEGORIES}}
+    return {"n": n, "counts": final_counts(run.final, n)}
 
 
 def _pooled(records: list[dict]) -> dict:
     counts = {c: sum(r["counts"][c] for r in records) for c in CATEGORIES}
     return {"n": sum(r["n"] for r in records), **counts, "legible": sum(r["n"] - r["counts"]["invalid"] for r in records)}
-
-
-def _share(k: int, n: int) -> tuple[float, float, float]:
-    if n == 0:
-        return math.nan, math.nan, math.nan
-    low, high = wilson(k, n)
-    return k / n, low, high
 
 
 def sampler_name(sampler: str, num_steps: int | None, T: int = 1000) -> str:
@@ -76,9 +70,9 @@ def sampler_rows(groups: dict[str, list[Run]], **resample) -> list[dict]:
                                (sampler_name(again[0]["sampler"], again[0]["num_steps"], T), again)):
             p = _pooled(records)
             rows.append({"model": label, "seeds": len(runs), "sampler": which, "samples": p["n"],
-                         "invalid": _share(p["invalid"], p["n"]),
-                         "in-dataset / legible": _share(p["in_dataset"], p["legible"]),
-                         "hallucination / legible": _share(p["hallucination"], p["legible"])})
+                         "invalid": share(p["invalid"], p["n"]),
+                         "in-dataset / legible": share(p["in_dataset"], p["legible"]),
+                         "hallucination / legible": share(p["hallucination"], p["legible"])})
     return rows
 
 

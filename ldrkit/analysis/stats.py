@@ -19,3 +19,11 @@ def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
 def fraction_interval(fraction: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """The Wilson interval of a fraction measured on n samples."""
     return wilson(round(fraction * n), n, confidence)
+
+
+def share(k: int, n: int, confidence: float = 0.95) -> tuple[float, float, float]:
+    """k/n with its Wilson interval: (share, low, high); NaNs when n is 0."""
+    if n <= 0:
+        return math.nan, math.nan, math.nan
+    low, high = wilson(k, n, confidence)
+    return k / n, low, high

@@ -7,6 +7,11 @@ more (or memorise more) also couple their symbols more. Holding the step fixed i
 rule measure within each step (the seeds' deviations from that step's mean), then correlating the deviations:
 a partial correlation with the step as a categorical covariate, so no shape of the step's effect is assumed.
 
+The second control sets a run that learns its rule beside one that never does (`cross_grammar`): the same network,
+steps and evaluations on two grammars, kappa in each grammar's own calibrated units and rule-following rescaled
+so that independent symbols score 0 (`above_chance`). A measure of training time rises in both; a measure of the
+rule stays flat where nothing is learned and rises with rule-following where something is (`cross_verdict`).
+
 Pure arithmetic on recorded metrics (scipy for the statistics); the runs come from `ldrkit.experiments`.
 """
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 from scipy import stats
 
 from ..runs import Run
+from .categories import chance_breaking
 
 SIGNIFICANCE = 0.05  # a correlation "holds" when its two-sided p-value is below this (its 95% interval excludes 0)
 
@@ -148,5 +154,95 @@ def plot_control(rows: list[dict], level: str | None, ax_kappa, ax_rule) -> None
     ax_kappa.axhline(1, color="grey", lw=0.8, ls="--")
     ax_kappa.set(xlabel="step", ylabel=f"κ at √ᾱ={level}", title="coupling score (0 product, 1 rule)")
     ax_rule.set(xlabel="step", ylabel="valid / legible", title="rule-following")
+    if rows:
+        ax_kappa.legend(fontsize=8)
+
+
+# --- the negative control: a run that never learns its rule beside one that does -----------------------------------
+
+def above_chance(rule: float, chance_valid: float) -> float:
+    """Rule-following rescaled so that independent symbols (valid with probability `chance_valid`) score 0 and the
+    rule 1: (rule - chance) / (1 - chance)."""
+    return (rule - chance_valid) / (1.0 - chance_valid)
+
+
+def grammar_rows(runs_by_grammar: dict[str, dict[int, Run]], level: str) -> list[dict]:
+    """`kappa_rows` of each grammar's runs (keyed by seed) with "grammar" and "above chance" (`above_chance` with
+    the run's own chance of a valid sequence from independent symbols) added."""
+    rows = []
+    for grammar, runs in runs_by_grammar.items():
+        for seed, run in runs.items():
+            chance_valid = 1.0 - chance_breaking(run)
+            for row in kappa_rows({seed: run}, level):
+                rows.append({**row, "grammar": grammar, "above chance": above_chance(row["rule"], chance_valid)})
+    return rows
+
+
+def trend(rows: list[dict]) -> dict:
+    """kappa against log(step) over one grammar's rows ({r, low, high, p, n}), with kappa's mean (and the mean s.e.)
+    at the first and at the last evaluated step."""
+    out = _correlation(np.array([r["kappa"] for r in rows]), np.log(np.array([r["step"] for r in rows], dtype=float)))
+    if rows:
+        steps = [r["step"] for r in rows]
+        for name, step in (("first", min(steps)), ("last", max(steps))):
+            at = [r for r in rows if r["step"] == step]
+            out[name] = {"step": step, "kappa": float(np.mean([r["kappa"] for r in at])),
+                         "se": float(np.mean([r["se"] for r in at])) / math.sqrt(len(at))}
+    return out
+
+
+def cross_grammar(rows: list[dict], never: str, learner: str) -> dict:
+    """The negative control: kappa's trend over training in the run that never follows its rule (`never`) and in
+    the one that learns (`learner`), the learner's kappa against its rule-following above chance, and the
+    partial correlation at a fixed step over both grammars pooled (`control` on "above chance")."""
+    mine = {g: [r for r in rows if r["grammar"] == g] for g in (never, learner)}
+    learner_rows = [r for r in mine[learner] if np.isfinite(r["above chance"])]
+    return {"never": never, "learner": learner, "trend": {g: trend(mine[g]) for g in mine},
+            "learner_rule": _correlation(np.array([r["kappa"] for r in learner_rows]),
+                                         np.array([r["above chance"] for r in learner_rows])),
+            "pooled": control([r for g in mine for r in mine[g]], rule_key="above chance"),
+            "rule_span": {g: rule_span(mine[g], "above chance") for g in mine}}
+
+
+def cross_verdict(result: dict, alpha: float = SIGNIFICANCE) -> str:
+    """"tracks training time": kappa rises with log(step) (p < alpha) in the run that never learns its rule;
+    "tracks the rule": it does not there, and rises with rule-following in the run that learns (p < alpha);
+    "no relation": neither; "not measured" when either correlation could not be computed."""
+    never, learned = result["trend"][result["never"]], result["learner_rule"]
+    if not (np.isfinite(never["r"]) and np.isfinite(learned["r"])):
+        return "not measured"
+    if never["p"] < alpha and never["r"] > 0:
+        return "tracks training time"
+    if learned["p"] < alpha and learned["r"] > 0:
+        return "tracks the rule"
+    return "no relation"
+
+
+def cross_rows(result: dict) -> list[dict]:
+    """The chapter's table of the negative control: one row per correlation."""
+    def row(name: str, c: dict) -> dict:
+        return {"correlation": name, "r": f"{c['r']:.3f}", "95% interval": f"[{c['low']:.3f}, {c['high']:.3f}]",
+                "p": f"{c['p']:.3g}", "evaluations": c["n"]}
+    never, learner = result["never"], result["learner"]
+    return [row(f"{never}: κ with log(step)", result["trend"][never]),
+            row(f"{learner}: κ with log(step)", result["trend"][learner]),
+            row(f"{learner}: κ with rule-following above chance", result["learner_rule"]),
+            row("both: κ with rule-following above chance at a fixed step", result["pooled"]["partial"])]
+
+
+def plot_cross(rows: list[dict], level: str | None, ax_kappa, ax_rule) -> None:
+    """kappa (± s.e.) and rule-following above chance over training, one series per grammar and seed."""
+    for grammar, seed in dict.fromkeys((r["grammar"], r["seed"]) for r in rows):
+        mine = [r for r in rows if r["grammar"] == grammar and r["seed"] == seed]
+        steps = [r["step"] for r in mine]
+        label = f"{grammar}, seed {seed}"
+        ax_kappa.errorbar(steps, [r["kappa"] for r in mine], yerr=[r["se"] for r in mine], marker="o", ms=3,
+                          capsize=2, label=label)
+        ax_rule.plot(steps, [r["above chance"] for r in mine], marker="o", ms=3, label=label)
+    for ax in (ax_kappa, ax_rule):
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.axhline(1, color="grey", lw=0.8, ls="--")
+    ax_kappa.set(xlabel="step", ylabel=f"κ at √ᾱ={level}", title="coupling score (0 product, 1 rule)")
+    ax_rule.set(xlabel="step", ylabel="(valid/legible − chance) / (1 − chance)", title="rule-following above chance")
     if rows:
         ax_kappa.legend(fontsize=8)
