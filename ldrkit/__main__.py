@@ -10,6 +10,7 @@
                                   [--launcher submitit [--cluster slurm|local] [--partition P] [--gpus G]]
     python -m ldrkit bench ldr [--json]
     python -m ldrkit bench train [NAME...] [--profile paper] [--steps 300] [--device cuda] [--out DIR]
+    python -m ldrkit bench step [NAME...] [--profile cpu] [--steps 40] [--threads N] [--out DIR]  (where time goes)
     python -m ldrkit theory {k-table,waiting,tilt} [--profile cpu] [--json]  (waiting, tilt: from the stored runs)
     python -m ldrkit chapter run book/NAME.md --out DIR [-p KEY VALUE ...]
     python -m ldrkit chapter batch book/NAME.md --out DIR --seeds 0 1 2 [-p KEY VALUE ...]
@@ -96,11 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     det.add_argument("--n", type=int, default=None, help="samples to score (default: enough for 50 of each class)")
     det.add_argument("--json", action="store_true")
     bench = sub.add_parser("bench", help="benchmarks")
-    bench.add_argument("what", choices=("ldr", "train"))
-    bench.add_argument("names", nargs="*", help="train: experiments to time (default: the image experiments)")
+    bench.add_argument("what", choices=("ldr", "train", "step"),
+                       help="step: the training step against a bare PyTorch step and its speed-ups, and one "
+                            "evaluation part by part")
+    bench.add_argument("names", nargs="*", help="train, step: experiments to time (default: the image experiments)")
     bench.add_argument("--json", action="store_true")
-    bench.add_argument("--profile", default="paper", help="train: whose model sizes (default paper)")
-    bench.add_argument("--steps", type=int, default=300, help="train: timed steps (default 300)")
+    bench.add_argument("--profile", default=None, help="train, step: whose model sizes (default paper; step: cpu)")
+    bench.add_argument("--steps", type=int, default=None, help="train, step: timed steps (default 300; step: 40)")
+    bench.add_argument("--threads", type=int, default=None, help="step: torch threads (default: torch's)")
+    bench.add_argument("--no-eval", action="store_true", help="step: time the training step only")
     bench.add_argument("--warmup", type=int, default=10, help="train: untimed steps first (default 10)")
     bench.add_argument("--eval-batch", type=int, default=64, help="train: samples in the timed sample batch")
     bench.add_argument("--device", default=None, help="train: cpu or cuda (default $LDRKIT_DEVICE, else cuda if any)")
@@ -226,8 +231,27 @@ def _dispatch(args) -> int:
         print(json.dumps([{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows],
                          indent=1) if args.json else detection.format_table(rows))
         return 0
+    if args.command == "bench" and args.what == "step":
+        from .bench_step import run_step_benchmark
+        profile, steps = args.profile or "cpu", args.steps or 40
+        _positive(steps, "--steps")
+        if args.threads is not None:
+            _positive(args.threads, "--threads")
+            import torch
+            torch.set_num_threads(args.threads)
+        try:
+            experiments.check_profile(profile)
+            for name in args.names:
+                experiments.get_experiment(name)
+            run_step_benchmark(args.names, profile, steps, evaluation=not args.no_eval, out=args.out,
+                               json_output=args.json)
+        except (experiments.UnknownNameError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "bench" and args.what == "train":
         from .bench_train import run_training_benchmark
+        args.profile, args.steps = args.profile or "paper", args.steps or 300
         _positive(args.steps, "--steps")
         try:
             experiments.check_profile(args.profile)

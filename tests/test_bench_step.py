@@ -1,0 +1,47 @@
+"""`bench step`: where a run's time goes, exercised at the smoke sizes with a couple of steps."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ldrkit.bench_step import SPEEDUPS, bare_step, bench_step, format_table
+from ldrkit.experiments import get_experiment
+from ldrkit.setups import Setup
+
+
+def test_the_bare_step_is_the_eps_loss_and_trains():
+    config = get_experiment("parity-parens-L8-unet").config("smoke", 0)
+    setup = Setup.from_config(config)
+    torch.manual_seed(0)
+    model = setup.build_model(config)
+    before = [p.detach().clone() for p in model.parameters()]
+    step = bare_step(model, setup.train_data, setup.schedule, 8, 1e-3, fused=True)
+    losses = [step() for _ in range(2)]
+    assert all(0 < v < 10 for v in losses)  # eps is standard normal: a fresh network's MSE is of order 1
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_bench_step_times_every_variant_and_every_part_of_an_evaluation():
+    row = bench_step("parity-parens-L8-unet", "smoke", steps=1, warmup=0, variants=("bare", "fused Adam"))
+    assert set(row["ms_per_step"]) == {"ldrkit", "bare", "fused Adam"}
+    assert row["speedup"]["ldrkit"] == 1.0 and all(v > 0 for v in row["ms_per_step"].values())
+    assert set(row["eval_seconds"]) == {"sampling", "decoding", "LDR", "oracle distances"}  # this run's evaluation
+    assert 0 < row["eval_share"] < 1
+    table = format_table([row])
+    assert "fused Adam ms" in table and "oracle distances s" in table
+    with pytest.raises(ValueError, match="unknown variant"):
+        bench_step("parity-parens-L8-unet", "smoke", steps=1, variants=("warp",), evaluation=False)
+    assert set(SPEEDUPS) >= {"bare", "fused Adam", "channels_last", "compile"}
+
+
+def test_bench_step_command_writes_json_and_rejects_unknown_names(tmp_path):
+    cmd = [sys.executable, "-m", "ldrkit", "bench", "step", "parity-parens-L8-unet", "--profile", "smoke",
+           "--steps", "1", "--threads", "1", "--no-eval", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads((tmp_path / "bench_step.json").read_text())
+    assert rows[0]["experiment"] == "parity-parens-L8-unet" and rows[0]["threads"] == 1
+    bad = subprocess.run(cmd[:5] + ["no-such-run"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("error:")
