@@ -140,3 +140,14 @@ def test_rule_following_above_chance_puts_independent_symbols_at_zero(monkeypatc
     monkeypatch.setattr(T, "chance_breaking", lambda r: 0.75)                               # chance valid 0.25
     (row,) = T.grammar_rows({"dyck": {0: run}}, "0.7")
     assert row["grammar"] == "dyck" and row["above chance"] == pytest.approx((0.5 - 0.25) / 0.75)
+
+
+def test_a_trend_of_a_thousandth_of_the_learners_rise_is_not_training_time():
+    steps = np.arange(1, 9) * 750
+    rule = 0.05 * np.log(steps)
+    tiny = 1e-4 * np.log(steps)                                       # significant, but 1/500 of the learner's rise
+    result = T.cross_grammar(cross_rows_from(tiny, rule + 0.001 * np.cos(steps), rule, steps), never="parity",
+                             learner="dyck")
+    assert result["trend"]["parity"]["p"] < 0.05 and result["trend"]["parity"]["rise"] > 0
+    assert result["trend"]["parity"]["rise"] < T.TIME_SHARE * result["trend"]["dyck"]["rise"]
+    assert T.cross_verdict(result) == "tracks the rule"

@@ -25,6 +25,9 @@ from ..runs import Run
 from .categories import chance_breaking
 
 SIGNIFICANCE = 0.05  # a correlation "holds" when its two-sided p-value is below this (its 95% interval excludes 0)
+TIME_SHARE = 0.25    # the negative control: a rise of kappa over training in the run that never learns its rule counts
+                     # as training time when it is at least this share of the rise in the run that learns (a measure
+                     # of training time rises alike in both; a trend of a thousandth of the learner's is not one)
 
 
 def rule_following(categories: dict) -> float:
@@ -179,9 +182,14 @@ def grammar_rows(runs_by_grammar: dict[str, dict[int, Run]], level: str) -> list
 
 
 def trend(rows: list[dict]) -> dict:
-    """kappa against log(step) over one grammar's rows ({r, low, high, p, n}), with kappa's mean (and the mean s.e.)
-    at the first and at the last evaluated step."""
-    out = _correlation(np.array([r["kappa"] for r in rows]), np.log(np.array([r["step"] for r in rows], dtype=float)))
+    """kappa against log(step) over one grammar's rows ({r, low, high, p, n}), its fitted rise from the first to
+    the last step ("rise"), and kappa's mean (and the mean s.e.) at the first and at the last evaluated step."""
+    log_step = np.log(np.array([r["step"] for r in rows], dtype=float))
+    kappa = np.array([r["kappa"] for r in rows])
+    out = _correlation(kappa, log_step)
+    # The fitted rise of kappa from the first to the last step (least squares on log(step)).
+    out["rise"] = (float(np.polyfit(log_step, kappa, 1)[0] * (log_step.max() - log_step.min()))
+                   if len(set(log_step.tolist())) > 1 else math.nan)
     if rows:
         steps = [r["step"] for r in rows]
         for name, step in (("first", min(steps)), ("last", max(steps))):
@@ -204,14 +212,15 @@ def cross_grammar(rows: list[dict], never: str, learner: str) -> dict:
             "rule_span": {g: rule_span(mine[g], "above chance") for g in mine}}
 
 
-def cross_verdict(result: dict, alpha: float = SIGNIFICANCE) -> str:
-    """"tracks training time": kappa rises with log(step) (p < alpha) in the run that never learns its rule;
-    "tracks the rule": it does not there, and rises with rule-following in the run that learns (p < alpha);
-    "no relation": neither; "not measured" when either correlation could not be computed."""
+def cross_verdict(result: dict, alpha: float = SIGNIFICANCE, time_share: float = TIME_SHARE) -> str:
+    """"tracks training time": kappa rises with log(step) (p < alpha) in the run that never learns its rule, by at
+    least `time_share` of its rise in the run that learns; "tracks the rule": it does not, and kappa rises with
+    rule-following in the run that learns (p < alpha); "no relation": neither; "not measured" when either
+    correlation could not be computed."""
     never, learned = result["trend"][result["never"]], result["learner_rule"]
     if not (np.isfinite(never["r"]) and np.isfinite(learned["r"])):
         return "not measured"
-    if never["p"] < alpha and never["r"] > 0:
+    if never["p"] < alpha and never["r"] > 0 and never["rise"] >= time_share * result["trend"][result["learner"]]["rise"]:
         return "tracks training time"
     if learned["p"] < alpha and learned["r"] > 0:
         return "tracks the rule"
