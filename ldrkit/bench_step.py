@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import statistics
 import time
 from pathlib import Path
 from typing import Callable
@@ -67,9 +68,7 @@ def bare_step(model: torch.nn.Module, data: torch.Tensor, schedule, batch_size: 
     return step
 
 
-def _seconds_per_call(fn: Callable, calls: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
+def _seconds_per_call(fn: Callable, calls: int) -> float:
     start = time.perf_counter()
     for _ in range(calls):
         fn()
@@ -82,29 +81,35 @@ def _timed(fn: Callable):
     return out, time.perf_counter() - start
 
 
-def time_steps(config: dict, setup: Setup, steps: int, warmup: int, variants=tuple(SPEEDUPS)) -> dict:
+def time_steps(config: dict, setup: Setup, steps: int, warmup: int, variants=tuple(SPEEDUPS), repeats: int = 3) -> dict:
     """Milliseconds per training step: ldrkit's step and each named variant of the bare step, on copies of one
-    freshly built model."""
+    freshly built model. The variants are timed round-robin `repeats` times and the median kept: timed one after
+    another once, the first one measured pays for a cold machine (a 1.4x "overhead" that vanished when interleaved)."""
     tc = config["train"]
     torch.manual_seed(tc.get("seed", 0))
     base = setup.build_model(config)
-    out = {}
     model = copy.deepcopy(base).train()
     accelerator = make_accelerator(tc, "cpu")
     optimizer = torch.optim.Adam(model.parameters(), lr=tc["lr"])
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     step = make_step(wrapped, optimizer, accelerator, setup.schedule, setup.train_data, tc["batch_size"],
                      torch.Generator().manual_seed(0))
-    out["ldrkit"] = 1000 * _seconds_per_call(lambda: step().item(), steps, warmup)
+    fns = {"ldrkit": lambda: step().item()}
     for name in variants:
         if name not in SPEEDUPS:
             raise ValueError(f"unknown variant {name!r}; choose from {', '.join(SPEEDUPS)}")
         if SPEEDUPS[name].get("channels_last") and setup.train_data.dim() != 4:
             continue
-        fn = bare_step(copy.deepcopy(base).train(), setup.train_data, setup.schedule, tc["batch_size"], tc["lr"],
-                       **SPEEDUPS[name])
-        out[name] = 1000 * _seconds_per_call(fn, steps, warmup + (5 if SPEEDUPS[name].get("compile") else 0))
-    return out
+        fns[name] = bare_step(copy.deepcopy(base).train(), setup.train_data, setup.schedule, tc["batch_size"],
+                              tc["lr"], **SPEEDUPS[name])
+    for name, fn in fns.items():  # compilation and first-call allocations happen here, untimed
+        for _ in range(warmup + (5 if SPEEDUPS.get(name, {}).get("compile") else 0)):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(1000 * _seconds_per_call(fn, steps))
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def time_evaluation(config: dict, setup: Setup, seed: int = 0) -> dict:
@@ -140,19 +145,20 @@ def time_evaluation(config: dict, setup: Setup, seed: int = 0) -> dict:
 
 
 def bench_step(name: str, profile: str = "cpu", steps: int = 40, warmup: int = 5, variants=tuple(SPEEDUPS),
-               evaluation: bool = True, seed: int = 0) -> dict:
-    """One experiment's row: ms per step (ldrkit, bare, each speed-up), the speed-up of each over ldrkit's step,
+               evaluation: bool = True, seed: int = 0, repeats: int = 3) -> dict:
+    """One experiment's row: median ms per step (ldrkit, bare, each speed-up; `steps` steps, `repeats` rounds), the
+    speed-up of each over ldrkit's step,
     the evaluation's parts in seconds and its projected share of the run's wall time."""
     config = get_experiment(name).config(profile, seed)
     if "model" not in config or "train" not in config:
         raise ValueError(f"{name} does not train a denoiser through ldrkit.train; nothing to time")
     setup = Setup.from_config(config)
     tc = config["train"]
-    ms = time_steps(config, setup, steps, warmup, variants)
+    ms = time_steps(config, setup, steps, warmup, variants, repeats)
     row = {"experiment": name, "profile": profile, "model": config["model"]["type"],
            "parameters": count_parameters(setup.build_model(config)), "batch_size": tc["batch_size"],
            "signal_shape": list(setup.renderer.signal_shape), "threads": torch.get_num_threads(),
-           "steps": steps, "ms_per_step": {k: round(v, 2) for k, v in ms.items()},
+           "steps": steps, "repeats": repeats, "ms_per_step": {k: round(v, 2) for k, v in ms.items()},
            "speedup": {k: round(ms["ldrkit"] / v, 3) for k, v in ms.items()}}
     if evaluation:
         parts = time_evaluation(config, setup, seed)

@@ -24,7 +24,7 @@ def test_the_bare_step_is_the_eps_loss_and_trains():
 
 
 def test_bench_step_times_every_variant_and_every_part_of_an_evaluation():
-    row = bench_step("parity-parens-L8-unet", "smoke", steps=1, warmup=0, variants=("bare", "fused Adam"))
+    row = bench_step("parity-parens-L8-unet", "smoke", steps=1, warmup=0, variants=("bare", "fused Adam"), repeats=2)
     assert set(row["ms_per_step"]) == {"ldrkit", "bare", "fused Adam"}
     assert row["speedup"]["ldrkit"] == 1.0 and all(v > 0 for v in row["ms_per_step"].values())
     assert set(row["eval_seconds"]) == {"sampling", "decoding", "LDR", "oracle distances"}  # this run's evaluation
