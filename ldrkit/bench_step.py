@@ -10,7 +10,8 @@ coupling score where the experiment records them; the evaluation's share of the 
 
     python -m ldrkit bench step [NAME ...] --profile cpu [--steps 40] [--threads N] [--out DIR]
 
-Numbers from one process, one after another, on whatever else the machine is doing: benchmark an idle machine.
+The variants are timed round-robin (median of 3 rounds); the bare step is profiled (its top operators by self CPU
+time). Numbers from one process, on whatever else the machine is doing: benchmark an idle machine.
 """
 from __future__ import annotations
 
@@ -81,9 +82,23 @@ def _timed(fn: Callable):
     return out, time.perf_counter() - start
 
 
-def time_steps(config: dict, setup: Setup, steps: int, warmup: int, variants=tuple(SPEEDUPS), repeats: int = 3) -> dict:
-    """Milliseconds per training step: ldrkit's step and each named variant of the bare step, on copies of one
-    freshly built model. The variants are timed round-robin `repeats` times and the median kept: timed one after
+def op_shares(fn: Callable, calls: int = 3, top: int = 5) -> list[dict]:
+    """The `top` operators by self CPU time over `calls` calls of fn (torch.profiler), each with its share of the
+    total: what a step spends its time on, so that a speed-up target out of reach shows why."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(calls):
+            fn()
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    return [{"op": e.key, "share": round(e.self_cpu_time_total / total, 3)} for e in events[:top]]
+
+
+def time_steps(config: dict, setup: Setup, steps: int, warmup: int, variants=tuple(SPEEDUPS), repeats: int = 3
+               ) -> tuple[dict, list[dict]]:
+    """Milliseconds per training step of ldrkit's step and of each named variant of the bare step, on copies of one
+    freshly built model, and the bare step's `op_shares`. The variants are timed round-robin `repeats` times and the median kept: timed one after
     another once, the first one measured pays for a cold machine (a 1.4x "overhead" that vanished when interleaved)."""
     tc = config["train"]
     torch.manual_seed(tc.get("seed", 0))
@@ -109,7 +124,8 @@ def time_steps(config: dict, setup: Setup, steps: int, warmup: int, variants=tup
     for _ in range(repeats):
         for name, fn in fns.items():
             times[name].append(1000 * _seconds_per_call(fn, steps))
-    return {name: statistics.median(values) for name, values in times.items()}
+    ms = {name: statistics.median(values) for name, values in times.items()}
+    return ms, op_shares(fns["bare"]) if "bare" in fns else []
 
 
 def time_evaluation(config: dict, setup: Setup, seed: int = 0) -> dict:
@@ -154,12 +170,12 @@ def bench_step(name: str, profile: str = "cpu", steps: int = 40, warmup: int = 5
         raise ValueError(f"{name} does not train a denoiser through ldrkit.train; nothing to time")
     setup = Setup.from_config(config)
     tc = config["train"]
-    ms = time_steps(config, setup, steps, warmup, variants, repeats)
+    ms, ops = time_steps(config, setup, steps, warmup, variants, repeats)
     row = {"experiment": name, "profile": profile, "model": config["model"]["type"],
            "parameters": count_parameters(setup.build_model(config)), "batch_size": tc["batch_size"],
            "signal_shape": list(setup.renderer.signal_shape), "threads": torch.get_num_threads(),
            "steps": steps, "repeats": repeats, "ms_per_step": {k: round(v, 2) for k, v in ms.items()},
-           "speedup": {k: round(ms["ldrkit"] / v, 3) for k, v in ms.items()}}
+           "speedup": {k: round(ms["ldrkit"] / v, 3) for k, v in ms.items()}, "top_ops": ops}
     if evaluation:
         parts = time_evaluation(config, setup, seed)
         evaluations = tc["steps"] // tc["eval_every"] + 1
@@ -179,6 +195,9 @@ def format_table(rows: list[dict]) -> str:
         cells = [f"{r['ms_per_step'][v]:.1f} ({r['speedup'][v]:.2f})" if v in r["ms_per_step"] else "-"
                  for v in variants]
         lines.append(f"| {r['experiment']} | {r['parameters']:,} | {r['threads']} | " + " | ".join(cells) + " |")
+    lines += ["", "Where the bare step's time goes (self CPU time, torch.profiler): " + "; ".join(
+        f"{r['experiment']}: " + ", ".join(f"{o['op'].removeprefix('aten::')} {o['share']:.0%}" for o in r["top_ops"][:3])
+        for r in rows if r.get("top_ops"))]
     parts = list(dict.fromkeys(k for r in rows for k in r.get("eval_seconds", {})))
     if parts:
         lines += ["", "| experiment | " + " | ".join(f"{p} s" for p in parts) + " | evaluations | eval share of run |",

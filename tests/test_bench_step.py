@@ -29,8 +29,10 @@ def test_bench_step_times_every_variant_and_every_part_of_an_evaluation():
     assert row["speedup"]["ldrkit"] == 1.0 and all(v > 0 for v in row["ms_per_step"].values())
     assert set(row["eval_seconds"]) == {"sampling", "decoding", "LDR", "oracle distances"}  # this run's evaluation
     assert 0 < row["eval_share"] < 1
+    assert row["top_ops"] and all(0 < o["share"] <= 1 for o in row["top_ops"])
+    assert sum(o["share"] for o in row["top_ops"]) <= 1.001
     table = format_table([row])
-    assert "fused Adam ms" in table and "oracle distances s" in table
+    assert "fused Adam ms" in table and "oracle distances s" in table and "self CPU time" in table
     with pytest.raises(ValueError, match="unknown variant"):
         bench_step("parity-parens-L8-unet", "smoke", steps=1, variants=("warp",), evaluation=False)
     assert set(SPEEDUPS) >= {"bare", "fused Adam", "channels_last", "compile"}
