@@ -151,3 +151,18 @@ def test_a_trend_of_a_thousandth_of_the_learners_rise_is_not_training_time():
     assert result["trend"]["parity"]["p"] < 0.05 and result["trend"]["parity"]["rise"] > 0
     assert result["trend"]["parity"]["rise"] < T.TIME_SHARE * result["trend"]["dyck"]["rise"]
     assert T.cross_verdict(result) == "tracks the rule"
+
+
+def test_oracle_references_read_the_calibration_at_the_level_and_skip_the_inseparable():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    cal = {"kappa": {"memoriser": {"0.7": {"value": 0.25, "se": 0.2}}, "linear": {"0.7": {"value": None, "se": None}}}}
+    refs = T.oracle_references({"dyck": cal}, "0.7")
+    assert refs == {"dyck": {"memoriser": (0.25, 0.2)}}
+    assert T.reference_rows(refs) == [{"grammar": "dyck", "memoriser": "0.250 ± 0.200"}]
+    steps = np.arange(1, 4) * 750
+    fig, (a, b) = plt.subplots(1, 2)
+    T.plot_cross(cross_rows_from(np.zeros(3), np.ones(3), np.ones(3), steps), "0.7", a, b, references=refs)
+    assert 0.25 in [line.get_ydata()[0] for line in a.lines]
+    plt.close(fig)

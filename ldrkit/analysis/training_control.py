@@ -239,8 +239,34 @@ def cross_rows(result: dict) -> list[dict]:
             row("both: κ with rule-following above chance at a fixed step", result["pooled"]["partial"])]
 
 
-def plot_cross(rows: list[dict], level: str | None, ax_kappa, ax_rule) -> None:
-    """kappa (± s.e.) and rule-following above chance over training, one series per grammar and seed."""
+REFERENCES = ("memoriser", "linear")  # the exact denoisers placed on each grammar's ruler beside the network
+
+
+def oracle_references(calibrations: dict[str, dict], level: str, names=REFERENCES) -> dict[str, dict[str, tuple]]:
+    """{grammar: {oracle: (kappa, s.e.)}} at `level` from each grammar's `coupling_report.oracle_calibration` (the
+    same noised inputs for the network and every exact denoiser); oracles not separable there are left out."""
+    out = {}
+    for grammar, cal in calibrations.items():
+        found = {name: cal["kappa"][name].get(level) for name in names}
+        out[grammar] = {name: (r["value"], r["se"]) for name, r in found.items() if r and r["value"] is not None}
+    return out
+
+
+def reference_rows(references: dict[str, dict[str, tuple]]) -> list[dict]:
+    """The chapter's table of `oracle_references`: one row per grammar, kappa ± s.e. per oracle."""
+    return [{"grammar": g, **{name: f"{v:.3f} ± {se:.3f}" for name, (v, se) in refs.items()}}
+            for g, refs in references.items()]
+
+
+def plot_cross(rows: list[dict], level: str | None, ax_kappa, ax_rule, references: dict | None = None) -> None:
+    """kappa (± s.e.) and rule-following above chance over training, one series per grammar and seed; with
+    `references` (`oracle_references`), each grammar's memoriser and linear denoiser as dotted levels."""
+    styles = {"memoriser": ":", "linear": "-."}
+    for grammar, refs in (references or {}).items():
+        for name, (value, _se) in refs.items():
+            ax_kappa.axhline(value, color="grey", lw=0.9, ls=styles.get(name, ":"))
+            ax_kappa.annotate(f"{grammar}: {name}", (0.02, value), xycoords=("axes fraction", "data"), fontsize=7,
+                              color="grey", va="bottom")
     for grammar, seed in dict.fromkeys((r["grammar"], r["seed"]) for r in rows):
         mine = [r for r in rows if r["grammar"] == grammar and r["seed"] == seed]
         steps = [r["step"] for r in mine]
