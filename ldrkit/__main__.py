@@ -10,7 +10,7 @@
                                   [--launcher submitit [--cluster slurm|local] [--partition P] [--gpus G]]
     python -m ldrkit bench ldr [--json]
     python -m ldrkit bench train [NAME...] [--profile paper] [--steps 300] [--device cuda] [--out DIR]
-    python -m ldrkit bench step [NAME...] [--profile cpu] [--steps 40] [--threads N] [--out DIR]  (where time goes)
+    python -m ldrkit bench step [NAME...] [--profile cpu] [--steps 40] [--threads N] [--variants V...] [--out DIR]
     python -m ldrkit theory {k-table,waiting,tilt} [--profile cpu] [--json]  (waiting, tilt: from the stored runs)
     python -m ldrkit chapter run book/NAME.md --out DIR [-p KEY VALUE ...]
     python -m ldrkit chapter batch book/NAME.md --out DIR --seeds 0 1 2 [-p KEY VALUE ...]
@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--steps", type=int, default=None, help="train, step: timed steps (default 300; step: 40)")
     bench.add_argument("--threads", type=int, default=None, help="step: torch threads (default: torch's)")
     bench.add_argument("--no-eval", action="store_true", help="step: time the training step only")
+    bench.add_argument("--variants", nargs="+", default=None,
+                       help="step: bare-step variants to time (default all: bare fused-adam channels-last compile)")
     bench.add_argument("--warmup", type=int, default=10, help="train: untimed steps first (default 10)")
     bench.add_argument("--eval-batch", type=int, default=64, help="train: samples in the timed sample batch")
     bench.add_argument("--device", default=None, help="train: cpu or cuda (default $LDRKIT_DEVICE, else cuda if any)")
@@ -232,7 +234,7 @@ def _dispatch(args) -> int:
                          indent=1) if args.json else detection.format_table(rows))
         return 0
     if args.command == "bench" and args.what == "step":
-        from .bench_step import run_step_benchmark
+        from .bench_step import SPEEDUPS, run_step_benchmark
         profile, steps = args.profile or "cpu", args.steps or 40
         _positive(steps, "--steps")
         if args.threads is not None:
@@ -241,10 +243,13 @@ def _dispatch(args) -> int:
             torch.set_num_threads(args.threads)
         try:
             experiments.check_profile(profile)
+            unknown = [v for v in args.variants or () if v not in SPEEDUPS]
+            if unknown:
+                raise ValueError(f"unknown variant {unknown[0]!r}; choose from {', '.join(SPEEDUPS)}")
             for name in args.names:
                 experiments.get_experiment(name)
-            run_step_benchmark(args.names, profile, steps, evaluation=not args.no_eval, out=args.out,
-                               json_output=args.json)
+            run_step_benchmark(args.names, profile, steps, variants=tuple(args.variants or SPEEDUPS),
+                               evaluation=not args.no_eval, out=args.out, json_output=args.json)
         except (experiments.UnknownNameError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

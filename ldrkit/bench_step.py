@@ -31,8 +31,8 @@ from .train import for_evaluation, make_accelerator, make_step
 
 SPEEDUPS = {
     "bare": {},
-    "fused Adam": {"fused": True},              # one kernel for the whole parameter update (torch >= 2.4 on CPU)
-    "channels_last": {"channels_last": True},  # NHWC convolutions (images only)
+    "fused-adam": {"fused": True},              # one kernel for the whole parameter update (torch >= 2.4 on CPU)
+    "channels-last": {"channels_last": True},  # NHWC convolutions (images only)
     "compile": {"compile": True},              # torch.compile (inductor; the first steps pay the compilation)
 }
 """The bare step's variants: keyword arguments of `bare_step`."""

@@ -195,7 +195,7 @@ for _profile, _sizes in {
 for _profile, _seeds in {"smoke": [0, 1], "cpu": [0, 1, 2], "paper": [0, 1, 2]}.items():
     ANALYSIS[_profile]["control_seeds"] = _seeds
 # ... and of its negative control, the two parenthesis DiTs with kappa at every evaluation (DIT_KAPPA).
-for _profile, _seeds in {"smoke": [0], "cpu": [0], "paper": [0, 1, 2]}.items():
+for _profile, _seeds in {"smoke": [0], "cpu": [0, 1, 2], "paper": [0, 1, 2]}.items():
     ANALYSIS[_profile]["dit_kappa_seeds"] = _seeds
 
 
