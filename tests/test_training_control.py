@@ -129,7 +129,7 @@ def test_the_negative_control_credits_a_measure_flat_where_nothing_is_learned():
     assert result["trend"]["parity"]["p"] > 0.05
     assert result["learner_rule"]["r"] > 0.9
     assert T.cross_verdict(result) == "tracks the rule"
-    assert [r["correlation"].split(":")[0] for r in T.cross_rows(result)] == ["parity", "dyck", "dyck", "both"]
+    assert [r["correlation"].split(":")[0] for r in T.cross_rows(result)] == ["parity", "dyck", "dyck", "dyck", "both"]
     assert T.cross_verdict(T.cross_grammar([], never="parity", learner="dyck")) == "not measured"
 
 

@@ -201,13 +201,15 @@ def trend(rows: list[dict]) -> dict:
 
 def cross_grammar(rows: list[dict], never: str, learner: str) -> dict:
     """The negative control: kappa's trend over training in the run that never follows its rule (`never`) and in
-    the one that learns (`learner`), the learner's kappa against its rule-following above chance, and the
-    partial correlation at a fixed step over both grammars pooled (`control` on "above chance")."""
+    the one that learns (`learner`), the learner's kappa against its rule-following above chance (over all its
+    evaluations, and between its seeds at a fixed step), and the partial correlation at a fixed step over both
+    grammars pooled (`control` on "above chance")."""
     mine = {g: [r for r in rows if r["grammar"] == g] for g in (never, learner)}
     learner_rows = [r for r in mine[learner] if np.isfinite(r["above chance"])]
     return {"never": never, "learner": learner, "trend": {g: trend(mine[g]) for g in mine},
             "learner_rule": _correlation(np.array([r["kappa"] for r in learner_rows]),
                                          np.array([r["above chance"] for r in learner_rows])),
+            "learner_partial": control(learner_rows, rule_key="above chance")["partial"],
             "pooled": control([r for g in mine for r in mine[g]], rule_key="above chance"),
             "rule_span": {g: rule_span(mine[g], "above chance") for g in mine}}
 
@@ -236,10 +238,12 @@ def cross_rows(result: dict) -> list[dict]:
     return [row(f"{never}: κ with log(step)", result["trend"][never]),
             row(f"{learner}: κ with log(step)", result["trend"][learner]),
             row(f"{learner}: κ with rule-following above chance", result["learner_rule"]),
+            row(f"{learner}: the same between seeds at a fixed step", result["learner_partial"]),
             row("both: κ with rule-following above chance at a fixed step", result["pooled"]["partial"])]
 
 
 REFERENCES = ("memoriser", "linear")  # the exact denoisers placed on each grammar's ruler beside the network
+LABEL_MIN = 0.02  # plot_cross labels a reference level only this far from 0
 
 
 def oracle_references(calibrations: dict[str, dict], level: str, names=REFERENCES) -> dict[str, dict[str, tuple]]:
@@ -265,6 +269,8 @@ def plot_cross(rows: list[dict], level: str | None, ax_kappa, ax_rule, reference
     for grammar, refs in (references or {}).items():
         for name, (value, _se) in refs.items():
             ax_kappa.axhline(value, color="grey", lw=0.9, ls=styles.get(name, ":"))
+            if abs(value) < LABEL_MIN:  # on the product's 0 line: drawn, not labelled (the labels would overprint)
+                continue
             ax_kappa.annotate(f"{grammar}: {name}", (0.02, value), xycoords=("axes fraction", "data"), fontsize=7,
                               color="grey", va="bottom")
     for grammar, seed in dict.fromkeys((r["grammar"], r["seed"]) for r in rows):
