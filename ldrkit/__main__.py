@@ -235,7 +235,7 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "bench" and args.what == "step":
         from .bench_step import SPEEDUPS, run_step_benchmark
-        profile, steps = args.profile or "cpu", args.steps or 40
+        profile, steps = args.profile or "cpu", 40 if args.steps is None else args.steps
         _positive(steps, "--steps")
         if args.threads is not None:
             _positive(args.threads, "--threads")
@@ -256,7 +256,8 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "bench" and args.what == "train":
         from .bench_train import run_training_benchmark
-        args.profile, args.steps = args.profile or "paper", args.steps or 300
+        args.profile = args.profile or "paper"
+        args.steps = 300 if args.steps is None else args.steps
         _positive(args.steps, "--steps")
         try:
             experiments.check_profile(args.profile)
