@@ -16,7 +16,6 @@ time). Numbers from one process, on whatever else the machine is doing: benchmar
 from __future__ import annotations
 
 import copy
-import json
 import statistics
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch
 from .models import count_parameters
 from .setups import Setup
 from .specs import get_experiment
+from .bench_train import report
 from .train import for_evaluation, make_accelerator, make_step
 
 SPEEDUPS = {
@@ -132,9 +132,9 @@ def time_evaluation(config: dict, setup: Setup, seed: int = 0) -> dict:
     """Seconds of each part of one evaluation of a freshly built model, as `pipeline.evaluate` runs it (the
     oracles are built once per run, so building them is not counted)."""
     from . import ldr as ldr_probe
-    from .pipeline import coupling_record
+    from .pipeline import coupling_record, evaluation_oracles
     from .specs import DEFAULTS
-    from .yardsticks import build_oracle, oracle_distances
+    from .yardsticks import oracle_distances
 
     ev = {**DEFAULTS["eval"], **config["eval"]}
     model = for_evaluation(setup.build_model(config).eval(), torch.device("cpu"))
@@ -147,9 +147,7 @@ def time_evaluation(config: dict, setup: Setup, seed: int = 0) -> dict:
     _, out["LDR"] = _timed(lambda: ldr_probe.ldr_levels(model, setup.schedule, region, setup.train_data,
                                                          levels=tuple(ev["ldr_levels"]), n=ev["ldr_samples"],
                                                          seed=seed, method=ev["ldr_method"], probes=ev["ldr_probes"]))
-    wanted = ("rule", "product", "memoriser") if ev["oracle_distance"] else ()
-    wanted += ("rule", "product") if ev["coupling_samples"] and not wanted else ()
-    oracles = {w: build_oracle(setup, w) for w in wanted}
+    oracles = evaluation_oracles(setup, ev)
     if ev["oracle_distance"]:
         _, out["oracle distances"] = _timed(lambda: oracle_distances(model, setup, oracles, n=ev["oracle_samples"],
                                                                      seed=seed))
@@ -218,11 +216,4 @@ def run_step_benchmark(names: list[str] | None = None, profile: str = "cpu", ste
     for name in names or DEFAULT_EXPERIMENTS:
         print(f"bench step: {name} ({profile}, {torch.get_num_threads()} threads) ...", flush=True)
         rows.append(bench_step(name, profile, steps, warmup, variants, evaluation))
-    table = format_table(rows)
-    print(json.dumps(rows, indent=1) if json_output else table, flush=True)
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "bench_step.json").write_text(json.dumps(rows, indent=1))
-        (out / "bench_step.md").write_text(table + "\n")
-    return rows
+    return report(rows, format_table(rows), out, "bench_step", json_output)

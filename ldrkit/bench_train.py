@@ -202,11 +202,15 @@ def run_training_benchmark(names: list[str] | None = None, profile: str = "paper
             print(f"  {rows[-1]['steps_per_second']} steps/s" + (f", peak {peak} MiB" if peak else ""), flush=True)
         else:
             print(f"  {rows[-1].get('skipped') or rows[-1].get('error')}", flush=True)
-    table = format_training_table(rows, profile, steps, warmup)
+    return report(rows, format_training_table(rows, profile, steps, warmup), out, "bench_train", json_output)
+
+
+def report(rows: list[dict], table: str, out: str | Path | None, stem: str, json_output: bool = False) -> list[dict]:
+    """Print a benchmark's rows (JSON) or table (markdown); with `out`, write OUT/STEM.json and OUT/STEM.md."""
     print(json.dumps(rows, indent=1) if json_output else table, flush=True)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "bench_train.json").write_text(json.dumps(rows, indent=1))
-        (out / "bench_train.md").write_text(table + "\n")
+        (out / f"{stem}.json").write_text(json.dumps(rows, indent=1))
+        (out / f"{stem}.md").write_text(table + "\n")
     return rows

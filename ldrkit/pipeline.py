@@ -145,9 +145,7 @@ def run_training(config: dict, run: Run | str, progress: bool = True, stop_after
         model.prior.fit(token_indices(setup.split.train, tuple(setup.grammar.symbols)),
                         seed=config["train"]["seed"], **(config["symbols"].get("fit") or {}))
         tokens = setup.training_tokens()
-    ev = config["eval"]
-    wanted = ORACLES if ev.get("oracle_distance") else ("rule", "product") if ev.get("coupling_samples") else ()
-    oracles = {w: build_oracle(setup, w) for w in wanted} or None
+    oracles = evaluation_oracles(setup, config["eval"])
 
     def evaluate_step(model, step: int) -> dict:
         record, samples = evaluate(setup, model, config["eval"], evaluation_seed(config, step), oracles)
@@ -157,6 +155,14 @@ def run_training(config: dict, run: Run | str, progress: bool = True, stop_after
 
     return train(run, config, model, setup.schedule, setup.train_data, evaluate_step,
                  stop_after=stop_after, progress=progress, tokens=tokens)
+
+
+def evaluation_oracles(setup: Setup, eval_config: dict) -> dict | None:
+    """The exact denoisers `evaluate` needs, built once per run: all three for the oracle distances, the rule and
+    the product for the coupling score alone; None when it needs none."""
+    wanted = (ORACLES if eval_config.get("oracle_distance") else
+              ("rule", "product") if eval_config.get("coupling_samples") else ())
+    return {w: build_oracle(setup, w) for w in wanted} or None
 
 
 def run_oracle(config: dict, run: Run, progress: bool = True) -> dict:

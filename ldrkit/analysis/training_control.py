@@ -147,16 +147,25 @@ def control_rows(result: dict) -> list[dict]:
 
 def plot_control(rows: list[dict], level: str | None, ax_kappa, ax_rule) -> None:
     """kappa (± s.e.) per seed over training on `ax_kappa` (the ruler's 0 and 1 drawn), rule-following on `ax_rule`."""
-    for seed in dict.fromkeys(r["seed"] for r in rows):
-        mine = [r for r in rows if r["seed"] == seed]
+    _plot_series(rows, lambda r: f"seed {r['seed']}", "rule", level, ax_kappa, ax_rule)
+    ax_rule.set(ylabel="valid / legible", title="rule-following")
+
+
+def _plot_series(rows: list[dict], label, rule_key: str, level: str | None, ax_kappa, ax_rule,
+                 ruled=("kappa",)) -> None:
+    """One series per label(row): kappa ± s.e. on `ax_kappa`, `rule_key` on `ax_rule`; the ruler's 0 and 1 on the
+    axes named in `ruled` ("kappa", "rule")."""
+    for name in dict.fromkeys(label(r) for r in rows):
+        mine = [r for r in rows if label(r) == name]
         steps = [r["step"] for r in mine]
         ax_kappa.errorbar(steps, [r["kappa"] for r in mine], yerr=[r["se"] for r in mine], marker="o", ms=3,
-                          capsize=2, label=f"seed {seed}")
-        ax_rule.plot(steps, [r["rule"] for r in mine], marker="o", ms=3, label=f"seed {seed}")
-    ax_kappa.axhline(0, color="grey", lw=0.8)
-    ax_kappa.axhline(1, color="grey", lw=0.8, ls="--")
+                          capsize=2, label=name)
+        ax_rule.plot(steps, [r[rule_key] for r in mine], marker="o", ms=3, label=name)
+    for ax in [{"kappa": ax_kappa, "rule": ax_rule}[k] for k in ruled]:
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.axhline(1, color="grey", lw=0.8, ls="--")
     ax_kappa.set(xlabel="step", ylabel=f"κ at √ᾱ={level}", title="coupling score (0 product, 1 rule)")
-    ax_rule.set(xlabel="step", ylabel="valid / legible", title="rule-following")
+    ax_rule.set(xlabel="step")
     if rows:
         ax_kappa.legend(fontsize=8)
 
@@ -273,17 +282,6 @@ def plot_cross(rows: list[dict], level: str | None, ax_kappa, ax_rule, reference
                 continue
             ax_kappa.annotate(f"{grammar}: {name}", (0.02, value), xycoords=("axes fraction", "data"), fontsize=7,
                               color="grey", va="bottom")
-    for grammar, seed in dict.fromkeys((r["grammar"], r["seed"]) for r in rows):
-        mine = [r for r in rows if r["grammar"] == grammar and r["seed"] == seed]
-        steps = [r["step"] for r in mine]
-        label = f"{grammar}, seed {seed}"
-        ax_kappa.errorbar(steps, [r["kappa"] for r in mine], yerr=[r["se"] for r in mine], marker="o", ms=3,
-                          capsize=2, label=label)
-        ax_rule.plot(steps, [r["above chance"] for r in mine], marker="o", ms=3, label=label)
-    for ax in (ax_kappa, ax_rule):
-        ax.axhline(0, color="grey", lw=0.8)
-        ax.axhline(1, color="grey", lw=0.8, ls="--")
-    ax_kappa.set(xlabel="step", ylabel=f"κ at √ᾱ={level}", title="coupling score (0 product, 1 rule)")
-    ax_rule.set(xlabel="step", ylabel="(valid/legible − chance) / (1 − chance)", title="rule-following above chance")
-    if rows:
-        ax_kappa.legend(fontsize=8)
+    _plot_series(rows, lambda r: f"{r['grammar']}, seed {r['seed']}", "above chance", level, ax_kappa, ax_rule,
+                 ruled=("kappa", "rule"))
+    ax_rule.set(ylabel="(valid/legible − chance) / (1 − chance)", title="rule-following above chance")
