@@ -647,3 +647,33 @@ register(Experiment("chinese-chars-unet",
                     # R = the left half of the character, where the left-hand component (radical) sits.
                     _text(lambda p: {"name": "chinese-chars", "size": _CHINESE[p][0]},
                           lambda p: {"type": "hanzi", "size": _CHINESE[p][1], "lexicon_size": _CHINESE[p][0]}, "left")))
+
+# Smaller lexicons (issue 14): does the text UNet reach the paper's overfitting phase, and its LDR fall, on a CPU?
+# TEXT_LEXICON_SWEEP[language] = lexicon sizes (90% of each in training), trained like the full runs.
+TEXT_LEXICON_SWEEP = {"english-words-unet": (20, 80), "chinese-chars-unet": (20,)}
+
+
+def with_lexicon(base: str, size: int) -> Callable[[str, int], dict]:
+    """The text experiment `base` on its `size` most frequent entries (the smoke lexicon if that is smaller)."""
+    def make(profile: str, seed: int) -> dict:
+        spec = get_experiment(base).config(profile, seed)
+        size_here = min(size, spec["grammar"]["size"])
+        spec["grammar"]["size"] = size_here
+        if "lexicon_size" in spec["render"]:
+            spec["render"]["lexicon_size"] = size_here   # the Chinese reader compares with this lexicon
+        return spec
+    return make
+
+
+for _base, _sizes in TEXT_LEXICON_SWEEP.items():
+    for _size in _sizes:
+        register(Experiment(f"{_base}-lex{_size}", f"{_base} on its {_size} most frequent entries (90% in training)",
+                            with_lexicon(_base, _size)))
+
+# The readers checked on generated samples: the exact denoisers of the text data sampled like a model.
+# English: the lexicon (rule), letters drawn independently per cell (product), the training words
+# (memoriser); Chinese: the lexicon and the training characters (a character has no cells to mix).
+TEXT_ORACLES = {"english-words-unet": ORACLES, "chinese-chars-unet": ("rule", "memoriser")}
+for _base, _whiches in TEXT_ORACLES.items():
+    for _which in _whiches:
+        register(oracle_experiment(_base, _which))
