@@ -114,7 +114,8 @@ def distance_rows(groups: dict[str, np.ndarray]) -> list[dict]:
     rows = []
     for label, ratio in groups.items():
         value, low, high = share(int((ratio <= 1).sum()), len(ratio))
-        rows.append({"samples": label, "n": len(ratio), "median distance / threshold": round(float(np.median(ratio)), 2),
+        rows.append({"samples": label, "n": len(ratio),
+                     "median distance / threshold": round(float(np.median(ratio)), 2),
                      "read as a character": round(value, 3), "95% interval": f"{low:.3f}-{high:.3f}"})
     return rows
 
@@ -144,7 +145,8 @@ def plot_distances(groups: dict[str, np.ndarray], profile: str):
     ax.axvline(1.0, color="k", ls="--", lw=1)
     ax.text(1.03, 0.95, "reader's threshold", transform=ax.get_xaxis_transform(), fontsize=8, va="top")
     ax.set_xscale("log")
-    ax.set_xlabel(f"distance to the nearest lexicon character / the reader's threshold (at most {FLOOR} drawn at {FLOOR})")
+    ax.set_xlabel("distance to the nearest lexicon character / the reader's threshold "
+                  f"(at most {FLOOR} drawn at {FLOOR})")
     ax.set_ylabel("samples")
     ax.set_title(f"Where generated Chinese characters fall ({profile} profile)", fontsize=10)
     ax.legend(fontsize=7, loc="upper left")

@@ -1,0 +1,126 @@
+"""Real text with smaller lexicons: does the text UNet reach the paper's overfitting phase on a CPU, and does the
+LDR of the first letters fall as it does (section 6, Fig. 7 left)?
+
+The full lexicons (500 English words, 1000 Chinese characters at the cpu profile) stay in the hallucination
+phase for the 3000 steps a CPU affords; the same model on a lexicon of a few dozen entries has seen each
+training entry hundreds of times as often. Per run: when half of all samples first are training entries
+(`memorisation.onset_step`), the categories at the end with Wilson intervals, and the x0-LDR of R at
+sqrt(alpha_bar) = 0.2 on `LDR_INPUTS` noised training inputs with its standard error (cached in the run
+folder), at the hallucination peak and at the end. The LDR "fell" only when the drop exceeds `LDR_SIGMAS`
+standard errors of the difference.
+"""
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+
+from ..experiments import get_run
+from ..runs import Run
+from ..specs import TEXT_LEXICON_SWEEP
+from .memorisation import onset_step
+from .overtraining import ldr_over_training
+from .stats import share
+from .text_report import LEVEL, TEXT_RUNS, hallucination_phase
+
+LDR_INPUTS = {"smoke": 2, "cpu": 32, "paper": 32}  # noised training inputs per LDR value (evaluations: 8)
+LDR_PROBES = 32     # random probes per input (the estimator of `ldr.ldr`)
+LDR_SIGMAS = 2.0    # a change counts when it exceeds this many standard errors of the difference
+
+
+def lexicon_names(profile: str) -> dict[str, dict[int, str]]:
+    """{language: {lexicon size: experiment}}: the smaller lexicons and the full one."""
+    from ..specs import get_experiment
+    out = {}
+    for key, base in TEXT_RUNS.items():
+        full = get_experiment(base).config(profile, 0)["grammar"]["size"]
+        sizes = {min(s, full): f"{base}-lex{s}" for s in TEXT_LEXICON_SWEEP.get(base, ())}
+        out[key] = {**dict(sorted(sizes.items())), full: base}
+    return out
+
+
+def lexicon_runs(profile: str, seed: int) -> dict[str, dict[int, Run]]:
+    """{language: {lexicon size: run}}, restored from the results store or trained."""
+    return {key: {size: get_run(name, profile, seed, progress=False) for size, name in names.items()}
+            for key, names in lexicon_names(profile).items()}
+
+
+def ldr_rows(run: Run, profile: str) -> list[dict]:
+    """x0-LDR of R at LEVEL per checkpoint with its standard error (cached in RUN/ldr_over_training.json)."""
+    rows = ldr_over_training(run, method="estimate", probes=LDR_PROBES, n=LDR_INPUTS[profile], levels=(float(LEVEL),),
+                             outputs=("x0",))
+    return [{"step": r["step"], "ldr": r["x0"][LEVEL], "se": r["x0_sem"][LEVEL]} for r in rows]
+
+
+def all_ldr_rows(runs: dict[str, dict[int, Run]], profile: str) -> dict[str, dict[int, list[dict]]]:
+    return {key: {size: ldr_rows(run, profile) for size, run in by_size.items()} for key, by_size in runs.items()}
+
+
+def _at(rows: list[dict], step: int | None) -> dict | None:
+    """The LDR row at `step`, else the nearest checkpoint at or before it (restored runs keep a few)."""
+    if step is None:
+        return None
+    before = [r for r in rows if r["step"] <= step]
+    return before[-1] if before else None
+
+
+def ldr_change(before: dict | None, after: dict | None, sigmas: float = LDR_SIGMAS) -> str:
+    """"fell" / "rose" when the change exceeds `sigmas` standard errors of the difference, else "no change"."""
+    if before is None or after is None or before["step"] == after["step"]:
+        return "n/a"
+    diff = after["ldr"] - before["ldr"]
+    se = math.hypot(before["se"], after["se"])
+    return "fell" if diff < -sigmas * se else "rose" if diff > sigmas * se else f"no change (within {sigmas:g} s.e.)"
+
+
+def lexicon_rows(runs: dict[str, dict[int, Run]], ldr: dict[str, dict[int, list[dict]]]) -> list[dict]:
+    """One row per run: lexicon and training sizes, onset step, final in-dataset share and hallucinations among
+    legible with Wilson intervals, and the x0-LDR at LEVEL (± s.e.) at the hallucination peak and at the end."""
+    rows = []
+    for key, by_size in runs.items():
+        for size, run in by_size.items():
+            ev, n = run.evaluations, int(run.config["eval"]["num_samples"])
+            last = ev[-1]["categories"]
+            k_in, k_leg = round(last["in_dataset"] * n), round((1 - last["invalid"]) * n)
+            mem, mem_lo, mem_hi = share(k_in, n)
+            hal, hal_lo, hal_hi = share(round(last["hallucination"] * n), k_leg)
+            peak = hallucination_phase(ev)["peak"]
+            before = _at(ldr[key][size], peak["step"] if peak else None)
+            after = _at(ldr[key][size], ev[-1]["step"])
+            onset = onset_step(ev)
+            rows.append({"language": key, "lexicon": size, "training entries": len(run.setup.split.train),
+                         "steps": ev[-1]["step"], "onset step": "not reached" if onset is None else round(onset),
+                         "in-dataset at the end": f"{mem:.3f} [{mem_lo:.3f}, {mem_hi:.3f}]",
+                         "hallucinations among legible at the end": (f"{hal:.3f} [{hal_lo:.3f}, {hal_hi:.3f}]"
+                                                                     if k_leg else "none legible"),
+                         f"x0-LDR {LEVEL}, peak": _fmt(before), f"x0-LDR {LEVEL}, end": _fmt(after),
+                         "LDR": ldr_change(before, after)})
+    return rows
+
+
+def _fmt(row: dict | None) -> str:
+    return "n/a" if row is None else f"{row['ldr']:.3f} ± {row['se']:.3f} (step {row['step']})"
+
+
+def plot_lexicons(runs: dict[str, dict[int, Run]], ldr: dict[str, dict[int, list[dict]]], profile: str, seed: int):
+    """Per language: the in-dataset share over training (top) and the x0-LDR at LEVEL with 2 s.e. bars (bottom),
+    one line per lexicon size."""
+    fig, axes = plt.subplots(2, len(runs), figsize=(5 * len(runs), 6), sharex="col", squeeze=False)
+    for col, (key, by_size) in enumerate(runs.items()):
+        for size, run in by_size.items():
+            ev = run.evaluations
+            label = f"{size} entries ({len(run.setup.split.train)} in training)"
+            line, = axes[0, col].plot([e["step"] for e in ev], [e["categories"]["in_dataset"] for e in ev],
+                                      marker="o", ms=3, label=label)
+            rows = ldr[key][size]
+            axes[1, col].errorbar([r["step"] for r in rows], [r["ldr"] for r in rows],
+                                  yerr=[LDR_SIGMAS * r["se"] for r in rows], marker="o", ms=3, capsize=2,
+                                  color=line.get_color(), label=label)
+        axes[0, col].set_title(f"{key}: in-dataset share of all samples", fontsize=10)
+        axes[0, col].set_ylim(-0.02, 1.02)
+        axes[0, col].legend(fontsize=7)
+        axes[1, col].set_title(f"{key}: x0-LDR of R at sqrt(abar) = {LEVEL} (± {LDR_SIGMAS:g} s.e.)", fontsize=10)
+        axes[1, col].set_xlabel("training step")
+    fig.suptitle(f"Smaller lexicons: memorisation and the LDR ({profile} profile, seed {seed})", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,118 @@
+"""Training step, sample batch and LDR time of an older commit against this checkout, in one run on one machine.
+
+Both versions run their own `python -m ldrkit bench train NAMES --profile P --steps S`, alternating
+(before, after, after, before, ...) for `--rounds` rounds so that a drift of the machine hits both; the
+table gives each version's median and the ratio. Run it on an idle machine (nothing else training):
+
+    python scripts/bench_before_after.py [--before 41d7c70] [--rounds 3] [--steps 100] [--out DIR] [NAME ...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+from io import BytesIO
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = ("parity-parens-L16-unet", "parity-parens-L16-dit", "dyck-parens-unet", "quarter-digits-unet",
+         "quarter-digits-dit", "english-words-unet", "chinese-chars-unet")
+FIELDS = (("steps_per_second", "training steps/s", "higher"), ("sample_batch_seconds", "sample batch s", "lower"),
+          ("eval_ldr_seconds", "LDR s per evaluation", "lower"))
+
+
+def checkout(rev: str, into: Path) -> Path:
+    """The tree of commit `rev` extracted into `into` (git archive: no worktree left behind)."""
+    tar = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=BytesIO(tar)) as t:
+        t.extractall(into, filter="data")
+    return into
+
+
+def bench(tree: Path, names: list[str], profile: str, steps: int, out: Path) -> dict[str, dict]:
+    """One `bench train` of the ldrkit in `tree` (cwd first on sys.path, so its package is the one imported)."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    code = "import ldrkit, sys; sys.exit(0 if ldrkit.__file__.startswith(sys.argv[1]) else 1)"
+    subprocess.run([sys.executable, "-c", code, str(tree)], cwd=tree, env=env, check=True)
+    subprocess.run([sys.executable, "-m", "ldrkit", "bench", "train", *names, "--profile", profile,
+                    "--steps", str(steps), "--out", str(out)], cwd=tree, env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    return {r["experiment"]: r for r in json.loads((out / "bench_train.json").read_text())}
+
+
+def cpu_name() -> str:
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = "AVX-512" if " avx512f" in info else "AVX2" if " avx2" in info else "no AVX2"
+    return f"{model}, {flags}, {os.cpu_count()} cores"
+
+
+def summarise(runs: dict[str, list[dict[str, dict]]], names: list[str]) -> list[dict]:
+    """Per experiment and field: each version's median over the rounds and after / before."""
+    rows = []
+    for name in names:
+        row = {"experiment": name}
+        for field, _, _ in FIELDS:
+            values = {v: [r[name][field] for r in rounds if name in r and r[name].get(field) is not None]
+                      for v, rounds in runs.items()}
+            med = {v: statistics.median(x) if x else None for v, x in values.items()}
+            row[field] = {**med, "after/before": (round(med["after"] / med["before"], 3)
+                                                  if med["after"] and med["before"] else None)}
+        rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict], before: str, after: str, rounds: int, steps: int, profile: str) -> str:
+    head = "| experiment | " + " | ".join(f"{label} before | after | ratio" for _, label, _ in FIELDS) + " |"
+    lines = [head, "|" + " --- |" * (1 + 3 * len(FIELDS))]
+    for r in rows:
+        cells = [f"{r[f]['before']} | {r[f]['after']} | {r[f]['after/before']}" for f, _, _ in FIELDS]
+        lines.append(f"| {r['experiment']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines + ["", f"Before: {before}; after: {after}. Medians of {rounds} alternating rounds of "
+                              f"`bench train --profile {profile} --steps {steps}` on {cpu_name()}; ratio = after / "
+                              "before (training: above 1 is faster; the seconds: below 1 is faster)."])
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="*", default=list(NAMES))
+    ap.add_argument("--before", default="41d7c70")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--out", default=str(ROOT / "results" / "bench" / "before-after"))
+    args = ap.parse_args(argv)
+    if args.rounds < 1 or args.steps < 1:
+        ap.error("--rounds and --steps must be at least 1")
+    after = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], check=True,
+                           capture_output=True, text=True).stdout.strip()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, list] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = {"before": checkout(args.before, Path(tmp) / "before"), "after": ROOT}
+        for k in range(args.rounds):
+            order = ("before", "after") if k % 2 == 0 else ("after", "before")
+            for version in order:
+                print(f"round {k + 1}/{args.rounds}: {version}", flush=True)
+                runs[version].append(bench(trees[version], args.names, args.profile, args.steps,
+                                           Path(tmp) / f"{version}-{k}"))
+    rows = summarise(runs, args.names)
+    table = markdown(rows, args.before, after, args.rounds, args.steps, args.profile)
+    (out / "before_after.json").write_text(json.dumps({"before": args.before, "after": after, "cpu": cpu_name(),
+                                                        "rounds": runs, "summary": rows}, indent=1))
+    (out / "before_after.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
