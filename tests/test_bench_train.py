@@ -81,3 +81,32 @@ def test_asking_for_cuda_without_a_gpu_fails_clearly(tmp_path):
     cli = subprocess.run([sys.executable, "-m", "ldrkit", "bench", "train", "parity-parens-L16-dit", "--device", "cuda",
                           "--steps", "1"], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert cli.returncode == 2 and "torch sees no GPU" in cli.stderr
+
+
+def _before_after():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_before_after", ROOT / "scripts" / "bench_before_after.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_before_after_medians_and_ratios():
+    ba = _before_after()
+    row = lambda sps, s, ldr: {"x": {"steps_per_second": sps, "sample_batch_seconds": s, "eval_ldr_seconds": ldr}}
+    runs = {"before": [row(2.0, 10.0, 5.0), row(4.0, 30.0, 5.0), row(3.0, 20.0, None)],
+            "after": [row(6.0, 10.0, 2.5), row(6.0, 10.0, 2.5), row(5.0, 5.0, 2.5)]}
+    [summary] = ba.summarise(runs, ["x"])
+    assert summary["steps_per_second"] == {"before": 3.0, "after": 6.0, "after/before": 2.0}
+    assert summary["sample_batch_seconds"]["after/before"] == 0.5
+    assert summary["eval_ldr_seconds"] == {"before": 5.0, "after": 2.5, "after/before": 0.5}   # None skipped
+    table = ba.markdown([summary], "old", "new", 3, 100, "cpu")
+    assert "| x | 3.0 | 6.0 | 2.0 |" in table and "Medians of 3 alternating rounds" in table
+
+
+def test_before_after_checks_out_the_old_tree(tmp_path):
+    ba = _before_after()
+    tree = ba.checkout("HEAD", tmp_path / "tree")
+    assert (tree / "ldrkit" / "__init__.py").exists() and (tree / "scripts" / "bench_before_after.py").exists()
+    with pytest.raises(SystemExit):
+        ba.main(["--rounds", "0"])
