@@ -27,9 +27,32 @@ def test_ldr_is_read_at_the_nearest_checkpoint_before():
     assert tl._at(rows, None) is None
 
 
-def test_smoke_lexicon_rows_end_to_end():
-    runs = tl.lexicon_runs("smoke", 0)
-    ldr = tl.all_ldr_rows(runs, "smoke")
+def test_toward_memoriser_is_zero_at_the_product_and_one_at_the_memoriser():
+    mem = {"ldr": 0.7, "se": 0.01}
+    assert tl.toward_memoriser({"ldr": 1.0, "se": 0.0}, mem)[0] == pytest.approx(0.0)
+    value, se = tl.toward_memoriser({"ldr": 0.7, "se": 0.01}, mem)
+    assert value == pytest.approx(1.0) and se == pytest.approx(0.01 / 0.3 * 2 ** 0.5)
+    assert tl.toward_memoriser({"ldr": 0.85, "se": 0.0}, mem)[0] == pytest.approx(0.5)
+    assert all(map(lambda v: v != v, tl.toward_memoriser({"ldr": 0.9, "se": 0.0}, {"ldr": 1.0, "se": 0.0})))
+
+
+def test_seed_mean_uses_the_spread_across_seeds():
+    assert tl.seed_mean([(0.5, 0.1)]) == (0.5, 0.1)
+    mean, se = tl.seed_mean([(0.4, 0.0), (0.6, 0.0)])
+    assert mean == pytest.approx(0.5) and se == pytest.approx(0.1)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """The smoke lexicon runs, trained once for the module (their own runs folder)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LDRKIT_RUNS", str(tmp_path_factory.mktemp("runs")))
+        runs = tl.lexicon_runs("smoke", 0)
+        return {"runs": runs, "ldr": tl.all_ldr_rows(runs, "smoke"), "small": tl.seeded_runs("smoke")}
+
+
+def test_smoke_lexicon_rows_end_to_end(smoke):
+    runs, ldr = smoke["runs"], smoke["ldr"]
     rows = tl.lexicon_rows(runs, ldr)
     assert [(r["language"], r["lexicon"]) for r in rows] == [("english", 20), ("english", 60), ("chinese", 20),
                                                              ("chinese", 60)]
@@ -38,5 +61,22 @@ def test_smoke_lexicon_rows_end_to_end():
         for size, series in by_size.items():
             assert [r["step"] for r in series] == runs[key][size].steps()
             assert all(0.0 <= r["ldr"] <= 1.0 + 1e-6 and r["se"] >= 0.0 for r in series)
-    fig = tl.plot_lexicons(runs, ldr, "smoke", 0)
+    mems = tl.all_memoriser_ldr(runs, "smoke")
+    fig = tl.plot_lexicons(runs, ldr, "smoke", 0, memorisers=mems)
     assert len(fig.axes) == 4
+
+
+def test_the_memoriser_sits_at_one_on_its_own_ruler(smoke):
+    mem = tl.memoriser_ldr(smoke["runs"]["chinese"][20], "smoke")
+    assert 0.0 < mem["ldr"] < 1.0 and mem["se"] >= 0.0
+    assert tl.toward_memoriser(mem, mem)[0] == pytest.approx(1.0)
+
+
+def test_smoke_equal_step_rows(smoke):
+    runs, ldr = smoke["runs"], smoke["ldr"]
+    full = {key: by_size[max(by_size)] for key, by_size in runs.items()}
+    rows = tl.equal_step_rows(smoke["small"], full, {key: ldr[key][max(by_size)] for key, by_size in runs.items()},
+                              "smoke")
+    assert [(r["language"], r["step"]) for r in rows] == [(k, s) for k in ("english", "chinese") for s in (0, 15, 30)]
+    assert set(tl.last_verdicts(rows)) == {"english", "chinese"}
+    assert all(r["raw LDR"].startswith(("lower", "higher", "no difference")) for r in rows)

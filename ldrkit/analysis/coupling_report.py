@@ -16,6 +16,8 @@ on the same noised training inputs. Unlike the LDR it is the same for the eps an
 """
 from __future__ import annotations
 
+from os import PathLike
+
 from .. import ldr as ldr_probe
 from ..coupling import SEPARABLE_MIN_SIGNAL, LinearGaussianDenoiser, coupling_table
 from ..runs import Run
@@ -53,7 +55,7 @@ def coupling_over_training(run: Run, n: int = 16, seed: int = 0, levels=ldr_prob
     The memoriser is the same at every step (same inputs, same probes): it is the fixed control beside the
     network's trend. Cached in RUN/coupling_over_training.json under n, seed, levels, method and probes.
     """
-    run = Run(run) if not isinstance(run, Run) else run
+    run = Run(run) if isinstance(run, (str, PathLike)) else run  # a Run or a claims.CacheOnly as it is
     _check(method, n, probes)
     probes = int(probes) if method == "estimate" else None
     setup, region = _setup_parts(run)
@@ -84,7 +86,7 @@ def oracle_calibration(run: Run, n: int = 16, seed: int = 0, levels=ldr_probe.LE
     coupling is that of the training covariance only. Cached in RUN/coupling_calibration.json for the
     checkpoint `step` (default the last).
     """
-    run = Run(run) if not isinstance(run, Run) else run
+    run = Run(run) if isinstance(run, (str, PathLike)) else run  # a Run or a claims.CacheOnly as it is
     _check(method, n, probes)
     probes = int(probes) if method == "estimate" else None
     setup, region = _setup_parts(run)

@@ -1,6 +1,8 @@
 """Probes of every checkpoint of a run (LDR, distance to the oracles), cached in the run folder."""
 from __future__ import annotations
 
+from os import PathLike
+
 from .. import ldr as ldr_probe
 from ..runs import Run
 from ..specs import ORACLES
@@ -18,7 +20,7 @@ def ldr_over_training(run: Run, method: str = "exact", probes: int = 32, n: int 
     """
     if method not in ldr_probe.METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {ldr_probe.METHODS}")
-    run = Run(run) if not isinstance(run, Run) else run
+    run = Run(run) if isinstance(run, (str, PathLike)) else run  # a Run or a claims.CacheOnly as it is
     n = int(n if n is not None else run.config["eval"]["ldr_samples"])
     if n < 1 or (method == "estimate" and probes < 2):
         raise ValueError(f"the LDR needs n >= 1 noised inputs (and >= 2 probes for the estimator), got n={n}, "
@@ -46,7 +48,7 @@ def oracle_distance_over_training(run: Run, n: int = 64, seed: int = 0, levels=l
 
     One row per checkpoint: {"step", "rule": {level: d}, "product": {...}, "memoriser": {...}}.
     """
-    run = Run(run) if not isinstance(run, Run) else run
+    run = Run(run) if isinstance(run, (str, PathLike)) else run  # a Run or a claims.CacheOnly as it is
     oracles: dict = {}
 
     def compute(model, step: int) -> dict:

@@ -15,9 +15,12 @@ import math
 
 import matplotlib.pyplot as plt
 
+from .. import ldr as ldr_probe
+from ..estimates import mean_sem
 from ..experiments import get_run
 from ..runs import Run
 from ..specs import TEXT_LEXICON_SWEEP
+from ..yardsticks import build_oracle
 from .memorisation import onset_step
 from .overtraining import ldr_over_training
 from .stats import share
@@ -26,6 +29,8 @@ from .text_report import LEVEL, TEXT_RUNS, hallucination_phase
 LDR_INPUTS = {"smoke": 2, "cpu": 32, "paper": 32}  # noised training inputs per LDR value (evaluations: 8)
 LDR_PROBES = 32     # random probes per input (the estimator of `ldr.ldr`)
 LDR_SIGMAS = 2.0    # a change counts when it exceeds this many standard errors of the difference
+SEEDED_SIZE = 20    # the smallest lexicon, trained with the profile's SEEDS (the others with seed 0)
+SEEDS = {"smoke": [0], "cpu": [0, 1, 2], "paper": [0, 1, 2]}
 
 
 def lexicon_names(profile: str) -> dict[str, dict[int, str]]:
@@ -102,9 +107,11 @@ def _fmt(row: dict | None) -> str:
     return "n/a" if row is None else f"{row['ldr']:.3f} ± {row['se']:.3f} (step {row['step']})"
 
 
-def plot_lexicons(runs: dict[str, dict[int, Run]], ldr: dict[str, dict[int, list[dict]]], profile: str, seed: int):
+def plot_lexicons(runs: dict[str, dict[int, Run]], ldr: dict[str, dict[int, list[dict]]], profile: str, seed: int,
+                  memorisers: dict[str, dict[int, dict]] | None = None):
     """Per language: the in-dataset share over training (top) and the x0-LDR at LEVEL with 2 s.e. bars (bottom),
-    one line per lexicon size."""
+    one line per lexicon size; `memorisers` ({language: {size: memoriser_ldr}}) adds each lexicon's exact
+    memoriser as a dashed line."""
     fig, axes = plt.subplots(2, len(runs), figsize=(5 * len(runs), 6), sharex="col", squeeze=False)
     for col, (key, by_size) in enumerate(runs.items()):
         for size, run in by_size.items():
@@ -116,11 +123,112 @@ def plot_lexicons(runs: dict[str, dict[int, Run]], ldr: dict[str, dict[int, list
             axes[1, col].errorbar([r["step"] for r in rows], [r["ldr"] for r in rows],
                                   yerr=[LDR_SIGMAS * r["se"] for r in rows], marker="o", ms=3, capsize=2,
                                   color=line.get_color(), label=label)
+            if memorisers:
+                axes[1, col].axhline(memorisers[key][size]["ldr"], color=line.get_color(), ls="--", lw=1,
+                                     label="its exact memoriser")
         axes[0, col].set_title(f"{key}: in-dataset share of all samples", fontsize=10)
         axes[0, col].set_ylim(-0.02, 1.02)
         axes[0, col].legend(fontsize=7)
+        if memorisers:
+            axes[1, col].legend(fontsize=7)
         axes[1, col].set_title(f"{key}: x0-LDR of R at sqrt(abar) = {LEVEL} (± {LDR_SIGMAS:g} s.e.)", fontsize=10)
         axes[1, col].set_xlabel("training step")
     fig.suptitle(f"Smaller lexicons: memorisation and the LDR ({profile} profile, seed {seed})", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# --- the training-time control: the same step, a model that memorises against one that does not ----------
+def seeded_runs(profile: str) -> dict[str, list[Run]]:
+    """{language: the SEEDED_SIZE-entry runs of every seed in SEEDS[profile]}."""
+    names = lexicon_names(profile)
+    return {key: [get_run(by_size[min(by_size)], profile, s, progress=False) for s in SEEDS[profile]]
+            for key, by_size in names.items() if min(by_size) == SEEDED_SIZE}
+
+
+def memoriser_ldr(run: Run, profile: str) -> dict:
+    """The x0-LDR at LEVEL of the run's exact memoriser (its training set's denoiser) on the inputs `ldr_rows` uses:
+    the value a model that has memorised would reach on this lexicon ({"ldr", "se"})."""
+    setup = run.setup
+    region = setup.renderer.region(run.config["eval"]["ldr_position"])
+    table, sems = ldr_probe.ldr_levels(build_oracle(setup, "memoriser"), setup.schedule, region, setup.train_data,
+                                       levels=(float(LEVEL),), outputs=("x0",), n=LDR_INPUTS[profile], seed=0,
+                                       method="estimate", probes=LDR_PROBES, with_sem=True)
+    return {"ldr": table["x0"][LEVEL], "se": sems["x0"][LEVEL]}
+
+
+def all_memoriser_ldr(runs: dict[str, dict[int, Run]], profile: str) -> dict[str, dict[int, dict]]:
+    return {key: {size: memoriser_ldr(run, profile) for size, run in by_size.items()} for key, by_size in runs.items()}
+
+
+def toward_memoriser(net: dict, memoriser: dict) -> tuple[float, float]:
+    """How far the network's x0-LDR has gone from 1 (no cross-region dependence, the product oracle's value) toward
+    the memoriser's: (1 - LDR_net) / (1 - LDR_mem), 0 at the product, 1 at the memoriser, with its delta-method
+    standard error. The exact memoriser's LDR itself depends on the lexicon (fewer words, more coupling), so raw
+    LDRs of two lexicons are not comparable; their positions on this ruler are."""
+    gap = 1.0 - memoriser["ldr"]
+    if gap <= 0:
+        return math.nan, math.nan
+    value = (1.0 - net["ldr"]) / gap
+    return value, math.hypot(net["se"] / gap, value * memoriser["se"] / gap)
+
+
+def seed_mean(values: list[tuple[float, float]]) -> tuple[float, float]:
+    """The mean over seeds of (value, se) pairs with its standard error: across seeds when there are several (the
+    spread holds the probes' noise too), the probe standard error for one seed."""
+    if len(values) == 1:
+        return values[0]
+    return mean_sem([v for v, _ in values])
+
+
+def _verdict(diff: float, se: float, below: str, above: str) -> str:
+    if diff < -LDR_SIGMAS * se:
+        return below
+    if diff > LDR_SIGMAS * se:
+        return above
+    return f"no difference (within {LDR_SIGMAS:g} s.e.)"
+
+
+def equal_step_rows(small: dict[str, list[Run]], full: dict[str, Run], full_ldr: dict[str, list[dict]],
+                    profile: str) -> list[dict]:
+    """At every step where the full run kept a checkpoint: the small-lexicon runs (mean over seeds ± s.e.) against
+    the full run, trained for the same steps, so that a difference is not the training time's doing. Per row: the
+    in-dataset shares; the raw x0-LDR at LEVEL and its verdict ("lower when memorising" beyond LDR_SIGMAS s.e.);
+    each run's exact memoriser's LDR; the position `toward_memoriser` and its verdict ("closer to its memoriser
+    when memorising")."""
+    rows = []
+    for key, runs in small.items():
+        per_seed = [{r["step"]: r for r in ldr_rows(run, profile)} for run in runs]
+        mems = [memoriser_ldr(run, profile) for run in runs]
+        full_mem = memoriser_ldr(full[key], profile)
+        for ref in full_ldr[key]:
+            step = ref["step"]
+            if not all(step in s for s in per_seed):
+                continue
+            raw, raw_se = seed_mean([(s[step]["ldr"], s[step]["se"]) for s in per_seed])
+            pos, pos_se = seed_mean([toward_memoriser(s[step], m) for s, m in zip(per_seed, mems)])
+            full_pos, full_pos_se = toward_memoriser(ref, full_mem)
+            mem_small = mean_sem([m["ldr"] for m in mems])[0]
+            share_small = [next(e for e in run.evaluations if e["step"] == step)["categories"]["in_dataset"]
+                           for run in runs]
+            share_full = next(e for e in full[key].evaluations if e["step"] == step)["categories"]["in_dataset"]
+            rows.append({
+                "language": key, "step": step, "seeds": len(runs),
+                f"in-dataset, {SEEDED_SIZE} entries / full": f"{sum(share_small) / len(share_small):.3f} / "
+                                                              f"{share_full:.3f}",
+                f"x0-LDR {LEVEL}, {SEEDED_SIZE} entries": f"{raw:.3f} ± {raw_se:.3f}",
+                f"x0-LDR {LEVEL}, full": f"{ref['ldr']:.3f} ± {ref['se']:.3f}",
+                "raw LDR": _verdict(raw - ref["ldr"], math.hypot(raw_se, ref["se"]), "lower when memorising",
+                                    "higher when memorising"),
+                "memoriser's x0-LDR, small / full": f"{mem_small:.3f} / {full_mem['ldr']:.3f}",
+                f"toward the memoriser, {SEEDED_SIZE} entries": f"{pos:.2f} ± {pos_se:.2f}",
+                "toward the memoriser, full": f"{full_pos:.2f} ± {full_pos_se:.2f}",
+                "on the memoriser ruler": _verdict(pos - full_pos, math.hypot(pos_se, full_pos_se),
+                                                   "farther from its memoriser when memorising",
+                                                   "closer to its memoriser when memorising")})
+    return rows
+
+
+def last_verdicts(rows: list[dict], column: str = "on the memoriser ruler") -> dict[str, str]:
+    """{language: the verdict in `column` at its last compared step}."""
+    return {r["language"]: r[column] for r in rows}
