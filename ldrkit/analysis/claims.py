@@ -25,6 +25,7 @@ from . import oracles as O
 from . import parens as P
 from . import quarter as Q
 from . import samplers as S
+from . import text_lexicon as TL
 from . import text_report as T
 from . import theory as TH
 from . import training_control as TC
@@ -344,6 +345,25 @@ def _text_parts(runs) -> tuple[list, list]:
         parts.append((f"{key} {T.THINGS[key]}", status_of(phase["verdict"])))
         if peak:
             bits.append(f"{key}: {_f(broken_among_legible(peak))} of legible samples are {T.THINGS[key]} at step {peak['step']}")
+    return parts, bits
+
+
+def _lexicon_parts(runs) -> tuple[list[tuple[str, str]], list[str]]:
+    """Section 6's second act from the smaller lexicons (`text_lexicon`): memorisation reached, and the x0-LDR of a
+    memorising model against the full run at the same steps, raw and on the memoriser ruler."""
+    small = {key: [stored_run(f"{base}-lex{TL.SEEDED_SIZE}", seed=s) for s in TL.SEEDS[PROFILE]]
+             for key, base in T.TEXT_RUNS.items()}
+    full = {key: runs[name] for key, name in T.TEXT_RUNS.items()}
+    rows = TL.equal_step_rows(small, full, {key: TL.ldr_rows(run, PROFILE) for key, run in full.items()}, PROFILE)
+    memorised = [key for key, rs in small.items() if all(T.memorised(r.final) for r in rs)]
+    raw, ruler = TL.last_verdicts(rows, "raw LDR"), TL.last_verdicts(rows)
+    count = lambda verdicts, word: sum(v.startswith(word) for v in verdicts.values())
+    status = lambda k: REPRODUCED if k == len(T.TEXT_RUNS) else PARTLY if k else NOT_REPRODUCED
+    parts = [(f"memorisation with {TL.SEEDED_SIZE}-entry lexicons", status(len(memorised))),
+             ("x0-LDR lower when memorising, same step", status(count(raw, "lower"))),
+             ("closer to its memoriser, same step", status(count(ruler, "closer")))]
+    bits = [f"{TL.SEEDED_SIZE}-entry lexicons, {len(TL.SEEDS[PROFILE])} seeds: " + ", ".join(
+        f"{key} {raw[key]} (raw), {ruler[key]} (memoriser ruler)" for key in raw)]
     return parts, bits
 
 
@@ -679,8 +699,9 @@ def claim_text(runs, cal) -> dict:
         parts.append((f"{key} LDR falls", REPRODUCED if fell else NOT_REPRODUCED))
         bits.append(f"{key}: invalid {_f(ev[0]['categories']['invalid'])} at step 0, {_f(last['categories']['invalid'])} "
                     f"at step {last['step']}; in-dataset {_f(last['categories']['in_dataset'])}")
+    lex_parts, lex_bits = _lexicon_parts(runs)
     return row("§6", "Real text: fuzzy, hallucination and overfitting phases; the LDR falls with overfitting", "real-text",
-               "; ".join(bits), parts)
+               "; ".join(bits + lex_bits), parts + lex_parts)
 
 
 def claim_stairs(runs, cal) -> dict:

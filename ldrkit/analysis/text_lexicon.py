@@ -125,7 +125,7 @@ def plot_lexicons(runs: dict[str, dict[int, Run]], ldr: dict[str, dict[int, list
                                   color=line.get_color(), label=label)
             if memorisers:
                 axes[1, col].axhline(memorisers[key][size]["ldr"], color=line.get_color(), ls="--", lw=1,
-                                     label="its exact memoriser")
+                                     label=f"{size} entries: exact memoriser")
         axes[0, col].set_title(f"{key}: in-dataset share of all samples", fontsize=10)
         axes[0, col].set_ylim(-0.02, 1.02)
         axes[0, col].legend(fontsize=7)
