@@ -80,3 +80,30 @@ def test_smoke_equal_step_rows(smoke):
     assert [(r["language"], r["step"]) for r in rows] == [(k, s) for k in ("english", "chinese") for s in (0, 15, 30)]
     assert set(tl.last_verdicts(rows)) == {"english", "chinese"}
     assert all(r["raw LDR"].startswith(("lower", "higher", "no difference")) for r in rows)
+
+
+def test_english_kappa_rows_and_contrast(smoke):
+    full = smoke["runs"]["english"][max(smoke["runs"]["english"])]
+    runs = tl.english_kappa_runs(smoke["small"]["english"], full)
+    rows = tl.kappa_rows(runs, "smoke")
+    assert [(r["run"], r["sqrt(abar)"]) for r in rows] == [(label, str(lv)) for label in runs
+                                                           for lv in tl.KAPPA_LEVELS]
+    assert all(r[name] == "not separable" or "±" in r[name] for r in rows for name in tl.KAPPA_SHOWN)
+    contrast = tl.kappa_contrast(smoke["small"]["english"], full, "smoke")
+    assert contrast["verdict"] in ("not separable", "lower when memorising", "higher when memorising",
+                                   f"no difference (within {tl.LDR_SIGMAS:g} s.e.)")
+
+
+def test_kappa_contrast_verdicts(monkeypatch):
+    from ldrkit.analysis import coupling_report
+    values = {"a": (0.5, 0.05), "b": (0.5, 0.05), "full": (0.0, 0.01)}
+
+    def fake(run, **_):
+        v, se = values[run]
+        return {"kappa": {"network": {str(tl.KAPPA_LEVELS[0]): {"value": v, "se": se}}}}
+
+    monkeypatch.setattr(coupling_report, "oracle_calibration", fake)
+    c = tl.kappa_contrast(["a", "b"], "full", "cpu")
+    assert c["seeds"] == 2 and c["small"] == pytest.approx(0.5) and c["verdict"] == "higher when memorising"
+    values["full"] = (0.5, 0.01)
+    assert tl.kappa_contrast(["a", "b"], "full", "cpu")["verdict"].startswith("no difference")

@@ -232,3 +232,52 @@ def equal_step_rows(small: dict[str, list[Run]], full: dict[str, Run], full_ldr:
 def last_verdicts(rows: list[dict], column: str = "on the memoriser ruler") -> dict[str, str]:
     """{language: the verdict in `column` at its last compared step}."""
     return {r["language"]: r[column] for r in rows}
+
+
+# --- the calibrated coupling score on English (kappa, `ldrkit.coupling`) ---------------------------------------
+KAPPA_LEVELS = (0.4, 0.45)   # the English oracles are separable only near here (the rule's signal is ~1e-3)
+KAPPA_INPUTS = {"smoke": 2, "cpu": 16, "paper": 16}
+KAPPA_SHOWN = ("network", "linear", "memoriser")
+
+
+def kappa_rows(runs: dict[str, Run], profile: str) -> list[dict]:
+    """kappa at KAPPA_LEVELS of each English run's last checkpoint beside its linear denoiser and memoriser
+    (`coupling_report.oracle_calibration`, cached in the run), one row per run and level; "not separable" where
+    the rule and the product oracle cannot be told apart on these inputs."""
+    from .coupling_report import oracle_calibration
+    rows = []
+    for label, run in runs.items():
+        cal = oracle_calibration(run, n=KAPPA_INPUTS[profile], levels=KAPPA_LEVELS, method="exact")
+        for level in map(str, KAPPA_LEVELS):
+            row = {"run": label, "step": cal["step"], "sqrt(abar)": level}
+            for name in KAPPA_SHOWN:
+                r = cal["kappa"][name][level]
+                row[name] = "not separable" if r.get("value") is None else f"{r['value']:.3f} ± {r['se']:.3f}"
+            rows.append(row)
+    return rows
+
+
+def english_kappa_runs(small: list[Run], full: Run) -> dict[str, Run]:
+    """{label: run}: the full English run and each seed of the smallest lexicon."""
+    return {"full lexicon": full, **{f"{SEEDED_SIZE} entries, seed {run.config['train']['seed']}": run
+                                     for run in small}}
+
+
+def kappa_contrast(small: list[Run], full: Run, profile: str, level: float = KAPPA_LEVELS[0]) -> dict:
+    """The network's kappa at `level`: mean over the small-lexicon seeds where separable (± s.e. across seeds, or
+    the run's own for one) against the full run's, and the verdict beyond LDR_SIGMAS s.e. of the difference."""
+    from .coupling_report import oracle_calibration
+
+    def value(run):
+        r = oracle_calibration(run, n=KAPPA_INPUTS[profile], levels=KAPPA_LEVELS, method="exact")
+        r = r["kappa"]["network"][str(level)]
+        return None if r.get("value") is None else (r["value"], r["se"])
+
+    values = [v for v in map(value, small) if v is not None]
+    ref = value(full)
+    if not values or ref is None:
+        return {"level": level, "seeds": len(values), "verdict": "not separable"}
+    mean, se = seed_mean(values)
+    diff_se = math.hypot(se, ref[1])
+    return {"level": level, "seeds": len(values), "small": mean, "small_se": se, "full": ref[0], "full_se": ref[1],
+            "verdict": _verdict(mean - ref[0], diff_se, "lower when memorising", "higher when memorising")}
