@@ -95,14 +95,13 @@ def test_english_kappa_rows_and_contrast(smoke):
 
 
 def test_kappa_contrast_verdicts(monkeypatch):
-    from ldrkit.analysis import coupling_report
     values = {"a": (0.5, 0.05), "b": (0.5, 0.05), "full": (0.0, 0.01)}
 
     def fake(run, **_):
         v, se = values[run]
         return {"kappa": {"network": {str(tl.KAPPA_LEVELS[0]): {"value": v, "se": se}}}}
 
-    monkeypatch.setattr(coupling_report, "oracle_calibration", fake)
+    monkeypatch.setattr(tl, "oracle_calibration", fake)
     c = tl.kappa_contrast(["a", "b"], "full", "cpu")
     assert c["seeds"] == 2 and c["small"] == pytest.approx(0.5) and c["verdict"] == "higher when memorising"
     values["full"] = (0.5, 0.01)

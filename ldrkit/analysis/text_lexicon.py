@@ -19,8 +19,9 @@ from .. import ldr as ldr_probe
 from ..estimates import mean_sem
 from ..experiments import get_run
 from ..runs import Run
-from ..specs import TEXT_LEXICON_SWEEP
+from ..specs import TEXT_LEXICON_SWEEP, get_experiment
 from ..yardsticks import build_oracle
+from .coupling_report import oracle_calibration
 from .memorisation import onset_step
 from .overtraining import ldr_over_training
 from .stats import share
@@ -35,7 +36,6 @@ SEEDS = {"smoke": [0], "cpu": [0, 1, 2], "paper": [0, 1, 2]}
 
 def lexicon_names(profile: str) -> dict[str, dict[int, str]]:
     """{language: {lexicon size: experiment}}: the smaller lexicons and the full one."""
-    from ..specs import get_experiment
     out = {}
     for key, base in TEXT_RUNS.items():
         full = get_experiment(base).config(profile, 0)["grammar"]["size"]
@@ -69,13 +69,22 @@ def _at(rows: list[dict], step: int | None) -> dict | None:
     return before[-1] if before else None
 
 
+def _verdict(diff: float, se: float, below: str, above: str, same: str = "no difference",
+             sigmas: float = LDR_SIGMAS) -> str:
+    """`below` / `above` when `diff` lies more than `sigmas` standard errors `se` below / above 0, else `same`."""
+    if diff < -sigmas * se:
+        return below
+    if diff > sigmas * se:
+        return above
+    return f"{same} (within {sigmas:g} s.e.)"
+
+
 def ldr_change(before: dict | None, after: dict | None, sigmas: float = LDR_SIGMAS) -> str:
     """"fell" / "rose" when the change exceeds `sigmas` standard errors of the difference, else "no change"."""
     if before is None or after is None or before["step"] == after["step"]:
         return "n/a"
-    diff = after["ldr"] - before["ldr"]
-    se = math.hypot(before["se"], after["se"])
-    return "fell" if diff < -sigmas * se else "rose" if diff > sigmas * se else f"no change (within {sigmas:g} s.e.)"
+    return _verdict(after["ldr"] - before["ldr"], math.hypot(before["se"], after["se"]), "fell", "rose",
+                    "no change", sigmas)
 
 
 def lexicon_rows(runs: dict[str, dict[int, Run]], ldr: dict[str, dict[int, list[dict]]]) -> list[dict]:
@@ -181,14 +190,6 @@ def seed_mean(values: list[tuple[float, float]]) -> tuple[float, float]:
     return mean_sem([v for v, _ in values])
 
 
-def _verdict(diff: float, se: float, below: str, above: str) -> str:
-    if diff < -LDR_SIGMAS * se:
-        return below
-    if diff > LDR_SIGMAS * se:
-        return above
-    return f"no difference (within {LDR_SIGMAS:g} s.e.)"
-
-
 def equal_step_rows(small: dict[str, list[Run]], full: dict[str, Run], full_ldr: dict[str, list[dict]],
                     profile: str) -> list[dict]:
     """At every step where the full run kept a checkpoint: the small-lexicon runs (mean over seeds ± s.e.) against
@@ -240,14 +241,18 @@ KAPPA_INPUTS = {"smoke": 2, "cpu": 16, "paper": 16}
 KAPPA_SHOWN = ("network", "linear", "memoriser")
 
 
+def _calibration(run: Run, profile: str) -> dict:
+    """`oracle_calibration` of the run's last checkpoint at KAPPA_LEVELS (the cache the stored runs hold)."""
+    return oracle_calibration(run, n=KAPPA_INPUTS[profile], levels=KAPPA_LEVELS, method="exact")
+
+
 def kappa_rows(runs: dict[str, Run], profile: str) -> list[dict]:
     """kappa at KAPPA_LEVELS of each English run's last checkpoint beside its linear denoiser and memoriser
     (`coupling_report.oracle_calibration`, cached in the run), one row per run and level; "not separable" where
     the rule and the product oracle cannot be told apart on these inputs."""
-    from .coupling_report import oracle_calibration
     rows = []
     for label, run in runs.items():
-        cal = oracle_calibration(run, n=KAPPA_INPUTS[profile], levels=KAPPA_LEVELS, method="exact")
+        cal = _calibration(run, profile)
         for level in map(str, KAPPA_LEVELS):
             row = {"run": label, "step": cal["step"], "sqrt(abar)": level}
             for name in KAPPA_SHOWN:
@@ -266,11 +271,8 @@ def english_kappa_runs(small: list[Run], full: Run) -> dict[str, Run]:
 def kappa_contrast(small: list[Run], full: Run, profile: str, level: float = KAPPA_LEVELS[0]) -> dict:
     """The network's kappa at `level`: mean over the small-lexicon seeds where separable (± s.e. across seeds, or
     the run's own for one) against the full run's, and the verdict beyond LDR_SIGMAS s.e. of the difference."""
-    from .coupling_report import oracle_calibration
-
     def value(run):
-        r = oracle_calibration(run, n=KAPPA_INPUTS[profile], levels=KAPPA_LEVELS, method="exact")
-        r = r["kappa"]["network"][str(level)]
+        r = _calibration(run, profile)["kappa"]["network"][str(level)]
         return None if r.get("value") is None else (r["value"], r["se"])
 
     values = [v for v in map(value, small) if v is not None]

@@ -21,11 +21,13 @@ from ..experiments import get_run
 from ..runs import Run
 from ..specs import TEXT_ORACLES
 from .categories import independent_valid_probability
+from .quarter import held_out_share
 from .stats import share
 from .text_report import TEXT_RUNS, half_and_half
 
 CONFIDENCE = 0.95
 FLOOR = 0.01   # the distance-ratio histogram starts here (exact oracle samples sit at ~0)
+INVENTIONS = "half-and-half inventions"
 
 
 def oracle_runs(profile: str, seed: int) -> dict[str, dict[str, Run]]:
@@ -38,11 +40,10 @@ def exact_shares(which: str, setup) -> dict[str, float]:
     """What an oracle's samples must read as, exactly: {quantity: share of all samples}.
 
     "lexicon word" is in_dataset + extrapolation (any word of the lexicon)."""
-    lexicon = len(setup.grammar.enumerate())
     if which == "memoriser":
         return {"in_dataset": 1.0}
     if which == "rule":
-        return {"lexicon word": 1.0, "extrapolation": 1.0 - len(setup.split.train) / lexicon}
+        return {"lexicon word": 1.0, "extrapolation": held_out_share(setup)}
     if which == "product":
         return {"lexicon word": independent_valid_probability(setup.grammar, setup.split.train)}
     raise ValueError(f"no exact shares for the {which!r} oracle; choose from memoriser, rule, product")
@@ -118,9 +119,6 @@ def distance_rows(groups: dict[str, np.ndarray]) -> list[dict]:
                      "median distance / threshold": round(float(np.median(ratio)), 2),
                      "read as a character": round(value, 3), "95% interval": f"{low:.3f}-{high:.3f}"})
     return rows
-
-
-INVENTIONS = "half-and-half inventions"
 
 
 def loosest_threshold(groups: dict[str, np.ndarray]) -> float:
