@@ -555,6 +555,16 @@ SWEEPS = {
 # The sampler check redraws the last checkpoints with the paper's ancestral sampler on all T steps (None); smoke
 # walks the same code on 100 strided steps.
 SECOND_ACT_HEADLINE = {"Quarter UNet": [32], "Quarter DiT, a token per digit": [32]}
+# kappa across the memorisation transition (issues 14, 15): the headline memorising runs with kappa recorded at
+# every evaluation (training is unchanged: the score draws its own inputs). Levels: where the rule's cross-region
+# coupling is separable from the product's on these training sets (oracle calibration of the stored runs, 16
+# inputs: Quarter n = 32 rule signal 4.3e-3 at sqrt(abar) = 0.5, 7.9e-3 at 0.7, below 1e-3 at 0.1, 0.3, 0.9;
+# parity L=8 n = 8 1.6e-3 at 0.7 only). The memorisers of these sets sit near kappa 0 there (0.03 and 0.00).
+SECOND_ACT_KAPPA_LEVELS = {"quarter-digits-unet-n32": [0.5, 0.7], "quarter-digits-dit-token-n32": [0.5, 0.7],
+                           "parity-parens-L8-unet-n8": [KAPPA_CONTROL_LEVEL]}
+for _base, _levels in SECOND_ACT_KAPPA_LEVELS.items():
+    register(Experiment(f"{_base}-kappa", f"{_base} with the coupling score kappa recorded at every evaluation "
+                        f"(sqrt(alpha_bar) = {', '.join(map(str, _levels))})", with_coupling(_base, _levels)))
 for _profile, _sizes in {"smoke": {"seeds": [0], "smallest_only": True, "resample_steps": 100},
                          "cpu": {"seeds": [0], "smallest_only": False, "headline_seeds": [0, 1, 2]},
                          "paper": {"seeds": [0, 1, 2], "smallest_only": False}}.items():
