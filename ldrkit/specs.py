@@ -565,11 +565,16 @@ SECOND_ACT_KAPPA_LEVELS = {"quarter-digits-unet-n32": [0.5, 0.7], "quarter-digit
 for _base, _levels in SECOND_ACT_KAPPA_LEVELS.items():
     register(Experiment(f"{_base}-kappa", f"{_base} with the coupling score kappa recorded at every evaluation "
                         f"(sqrt(alpha_bar) = {', '.join(map(str, _levels))})", with_coupling(_base, _levels)))
+# ... as the second-act chapter names them, with their seeds per profile.
+SECOND_ACT_KAPPA = {"Quarter UNet, n = 32": "quarter-digits-unet-n32-kappa",
+                    "Quarter DiT, a token per digit, n = 32": "quarter-digits-dit-token-n32-kappa",
+                    "parity parentheses L=8 UNet, n = 8": "parity-parens-L8-unet-n8-kappa"}
 for _profile, _sizes in {"smoke": {"seeds": [0], "smallest_only": True, "resample_steps": 100},
                          "cpu": {"seeds": [0], "smallest_only": False, "headline_seeds": [0, 1, 2]},
                          "paper": {"seeds": [0, 1, 2], "smallest_only": False}}.items():
     ANALYSIS[_profile]["second_act"] = {"headline_seeds": _sizes["seeds"], "headline": SECOND_ACT_HEADLINE,
-                                        "resample_steps": None, **_sizes}
+                                        "resample_steps": None, "kappa_seeds": [0] if _profile == "smoke" else [0, 1, 2],
+                                        **_sizes}
 
 
 # Remedy 1 (issue 17): explicit symbol knowledge (`ldrkit.symbols`). The base experiment's data, network, steps and

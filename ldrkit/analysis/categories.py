@@ -33,6 +33,14 @@ def first_legible_step(evaluations: list[dict], threshold: float = LEGIBLE_PHASE
     return next((e["step"] for e in evaluations if legible(e) >= threshold), None)
 
 
+def final_record(run) -> dict:
+    """The run's last evaluation with "n", the number of samples its fractions are of (from the config when the
+    record does not say)."""
+    final = dict(run.final)
+    final.setdefault("n", int(run.config["eval"]["num_samples"]))
+    return final
+
+
 def rule_breaking_peak(evaluations: list[dict], start: int = 0) -> dict:
     """The evaluation (at or after step `start`) with the largest rule-breaking share among legible samples:
     the hallucination phase's checkpoint."""

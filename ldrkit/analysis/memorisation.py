@@ -17,7 +17,8 @@ from ..experiments import get_run
 from ..models import count_parameters
 from ..runs import Run
 from .quarter import MEMORISED
-from .categories import chance_breaking, final_counts  # noqa: F401  (chance_breaking: the chapter's chance level)
+from .categories import chance_breaking, final_counts, final_record, legible, rule_breaking_peak  # noqa: F401
+# (chance_breaking: the chapter's chance level)
 from .stats import share
 
 ONSET_SHARE = MEMORISED  # memorisation has set in once this share of all samples are training combinations
@@ -60,7 +61,7 @@ def counts(final: dict) -> dict:
 def share_of_legible(runs: list[Run], key: str) -> tuple[float, float, float]:
     """`key` (in_dataset or hallucination) as a share of legible samples at the runs' ends, pooled over runs:
     (share, Wilson low, Wilson high); NaNs when no sample is legible."""
-    total = [counts(_final(r)) for r in runs]
+    total = [counts(final_record(r)) for r in runs]
     return share(sum(t[key] for t in total), sum(t["legible"] for t in total))
 
 
@@ -68,12 +69,6 @@ def memorises(runs: list[Run]) -> bool:
     """In-dataset share of legible samples at the end above MEMORISES beyond its 95% interval (pooled)."""
     _, low, _ = share_of_legible(runs, "in_dataset")
     return not math.isnan(low) and low > MEMORISES
-
-
-def _final(run: Run) -> dict:
-    final = dict(run.final)
-    final.setdefault("n", run.config["eval"]["num_samples"])
-    return final
 
 
 def _level(record: dict, key: str) -> float:
@@ -93,19 +88,15 @@ def before_onset(evaluations: list[dict]) -> dict:
 
 
 def hallucination_peak(evaluations: list[dict], n: int, min_legible: float = PEAK_LEGIBLE) -> dict:
-    """The first act inside a sweep run: the largest rule-breaking share of legible samples over the evaluations
-    with at least `min_legible` of the n samples legible, with its Wilson interval and step (NaNs when none is)."""
-    best = None
-    for e in evaluations:
-        legible = round((1 - e["categories"]["invalid"]) * n)
-        if legible >= max(1, min_legible * n):
-            broken = round(e["categories"]["hallucination"] * n)
-            if best is None or broken / legible > best[0] / best[1]:
-                best = (broken, legible, e["step"])
-    if best is None:
+    """The first act inside a sweep run: the largest rule-breaking share of legible samples
+    (`categories.rule_breaking_peak`) over the evaluations with at least `min_legible` of the n samples legible,
+    with its Wilson interval and step (NaNs when none is)."""
+    enough = [e for e in evaluations if round(legible(e) * n) >= max(1, min_legible * n)]
+    if not enough:
         return {"share": math.nan, "low": math.nan, "high": math.nan, "step": None}
-    value, low, high = share(best[0], best[1])
-    return {"share": value, "low": low, "high": high, "step": best[2]}
+    peak = rule_breaking_peak(enough)
+    value, low, high = share(round(peak["categories"]["hallucination"] * n), round(legible(peak) * n))
+    return {"share": value, "low": low, "high": high, "step": peak["step"]}
 
 
 def load_sweep(names_by_size: dict[int, str], profile: str, seeds, more_seeds: dict[int, list[int]] | None = None
@@ -137,13 +128,13 @@ def sweep_rows(runs_by_size: dict[int, list[Run]], label: str) -> list[dict]:
             "onset step": mean, "onset s.e.": se,
             "peak hallucination / legible": peak["share"],
             "peak 95%": f"[{peak['low']:.2f}, {peak['high']:.2f}] at {peak['step']}",
-            "invalid": float(np.mean([_final(r)["categories"]["invalid"] for r in runs])),
+            "invalid": float(np.mean([final_record(r)["categories"]["invalid"] for r in runs])),
             "in-dataset / legible": ind, "in-dataset 95%": f"[{ind_lo:.2f}, {ind_hi:.2f}]",
             "hallucination / legible": hal, "hallucination 95%": f"[{hal_lo:.2f}, {hal_hi:.2f}]",
             f"x0-LDR {ONSET_LEVEL} before": float(np.mean([_level(e, "ldr_x0") for e in first])),
-            f"x0-LDR {ONSET_LEVEL} end": float(np.mean([_level(_final(r), "ldr_x0") for r in runs])),
+            f"x0-LDR {ONSET_LEVEL} end": float(np.mean([_level(final_record(r), "ldr_x0") for r in runs])),
             f"memoriser distance {ONSET_LEVEL} before": float(np.mean([_memoriser_distance(e) for e in first])),
-            f"memoriser distance {ONSET_LEVEL} end": float(np.mean([_memoriser_distance(_final(r)) for r in runs])),
+            f"memoriser distance {ONSET_LEVEL} end": float(np.mean([_memoriser_distance(final_record(r)) for r in runs])),
             "wall s": float(np.mean([r.metrics.get("wall_seconds", math.nan) for r in runs])),
             "memorises": memorises(runs)})
     return rows

@@ -7,7 +7,7 @@ training split puts near the held-out share of valid sequences (Quarter-digits: 
 at 0 (the paper found < 0.5% for every model). Means over seeds with their standard errors; fractions pooled over
 seeds (counts added) with Wilson intervals.
 
-An arm is a list of runs, or a list of per-seed final records (`final_of`) computed another way, e.g. the
+An arm is a list of runs, or a list of per-seed final records (`categories.final_record`) computed another way, e.g. the
 symbol-conditioned runs resampled with the training sequences as their prior (`resampled_with_training_prior`,
 cached in the run folder). The verdicts' thresholds are the constants below.
 """
@@ -23,6 +23,7 @@ from ..runs import Run
 from ..symbols import EmpiricalPrior, SymbolConditioned, token_indices
 from ..yardsticks import build_oracle
 from .categories import chance_breaking  # noqa: F401  (the chapters' chance level: remedies.chance_breaking)
+from .categories import final_record
 from .quarter import held_out_share
 from .stats import mean_sem, wilson
 
@@ -41,13 +42,6 @@ QUARTER = {"baseline": "quarter-digits-unet", "symbols": "quarter-digits-unet-sy
 QUARTER_EMA = {"baseline": "quarter-digits-unet-ema", "symbols": "quarter-digits-unet-ema-symbols"}  # weights averaged
 PARITY = {"baseline": "parity-mlp-L16", "symbols": "parity-mlp-L16-symbols"}
 PARENS = {"baseline": "parity-parens-L16-unet", "symbols": "parity-parens-L16-unet-symbols"}
-
-
-def final_of(run: Run) -> dict:
-    """The run's last evaluation: categories, the number of samples they are fractions of, and the symbol record."""
-    final = run.final
-    return {"categories": final["categories"], "n": int(run.config["eval"]["num_samples"]),
-            "symbols": final.get("symbols"), "step": int(final["step"])}
 
 
 def heldout_share(run: Run) -> float:
@@ -86,8 +80,8 @@ def load_arms(pair: dict, profile: str, seeds, baseline_seeds=None, label: str =
     seeds_of = {"baseline": seeds if baseline_seeds is None else baseline_seeds, "symbols": seeds}
     runs = {role: [get_run(pair[role], profile, s, progress=False) for s in seeds_of[role]]
             for role in ("baseline", "symbols")}
-    arms = {"baseline" + label: [final_of(r) for r in runs["baseline"]],
-            "symbols, autoregressive prior" + label: [final_of(r) for r in runs["symbols"]],
+    arms = {"baseline" + label: [final_record(r) for r in runs["baseline"]],
+            "symbols, autoregressive prior" + label: [final_record(r) for r in runs["symbols"]],
             "symbols, training sequences as prior" + label: [resampled_with_training_prior(r) for r in runs["symbols"]]}
     return arms, runs
 

@@ -27,3 +27,14 @@ def share(k: int, n: int, confidence: float = 0.95) -> tuple[float, float, float
         return math.nan, math.nan, math.nan
     low, high = wilson(k, n, confidence)
     return k / n, low, high
+
+
+def sign_verdict(diff: float, se: float, below: str, above: str, same: str = "no difference",
+                 sigmas: float = 2.0) -> str:
+    """`below` / `above` when `diff` lies more than `sigmas` standard errors `se` below / above 0, else `same`
+    "(within N s.e.)": the one wording of every change and contrast the chapters state."""
+    if diff < -sigmas * se:
+        return below
+    if diff > sigmas * se:
+        return above
+    return f"{same} (within {sigmas:g} s.e.)"

@@ -24,7 +24,7 @@ from ..yardsticks import build_oracle
 from .coupling_report import oracle_calibration
 from .memorisation import onset_step
 from .overtraining import ldr_over_training
-from .stats import share
+from .stats import share, sign_verdict
 from .text_report import LEVEL, TEXT_RUNS, hallucination_phase
 
 LDR_INPUTS = {"smoke": 2, "cpu": 32, "paper": 32}  # noised training inputs per LDR value (evaluations: 8)
@@ -69,22 +69,17 @@ def _at(rows: list[dict], step: int | None) -> dict | None:
     return before[-1] if before else None
 
 
-def _verdict(diff: float, se: float, below: str, above: str, same: str = "no difference",
-             sigmas: float = LDR_SIGMAS) -> str:
-    """`below` / `above` when `diff` lies more than `sigmas` standard errors `se` below / above 0, else `same`."""
-    if diff < -sigmas * se:
-        return below
-    if diff > sigmas * se:
-        return above
-    return f"{same} (within {sigmas:g} s.e.)"
+def _verdict(diff: float, se: float, below: str, above: str, same: str = "no difference") -> str:
+    """`stats.sign_verdict` at LDR_SIGMAS standard errors."""
+    return sign_verdict(diff, se, below, above, same, LDR_SIGMAS)
 
 
 def ldr_change(before: dict | None, after: dict | None, sigmas: float = LDR_SIGMAS) -> str:
     """"fell" / "rose" when the change exceeds `sigmas` standard errors of the difference, else "no change"."""
     if before is None or after is None or before["step"] == after["step"]:
         return "n/a"
-    return _verdict(after["ldr"] - before["ldr"], math.hypot(before["se"], after["se"]), "fell", "rose",
-                    "no change", sigmas)
+    return sign_verdict(after["ldr"] - before["ldr"], math.hypot(before["se"], after["se"]), "fell", "rose",
+                        "no change", sigmas)
 
 
 def lexicon_rows(runs: dict[str, dict[int, Run]], ldr: dict[str, dict[int, list[dict]]]) -> list[dict]:

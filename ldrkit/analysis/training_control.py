@@ -145,10 +145,15 @@ def control_rows(result: dict) -> list[dict]:
              "p": f"{result[k]['p']:.3g}", "evaluations": result[k]["n"]} for k in ("raw", "step", "partial")]
 
 
-def plot_control(rows: list[dict], level: str | None, ax_kappa, ax_rule) -> None:
-    """kappa (± s.e.) per seed over training on `ax_kappa` (the ruler's 0 and 1 drawn), rule-following on `ax_rule`."""
-    _plot_series(rows, lambda r: f"seed {r['seed']}", "rule", level, ax_kappa, ax_rule)
-    ax_rule.set(ylabel="valid / legible", title="rule-following")
+RULE_AXES = {"rule": ("valid / legible", "rule-following"), "in_dataset": ("in-dataset / legible", "memorisation")}
+
+
+def plot_control(rows: list[dict], level: str | None, ax_kappa, ax_rule, rule_key: str = "rule") -> None:
+    """kappa (± s.e.) per seed over training on `ax_kappa` (the ruler's 0 and 1 drawn), `rule_key` (rule-following
+    or the in-dataset share of legible samples) on `ax_rule`."""
+    _plot_series(rows, lambda r: f"seed {r['seed']}", rule_key, level, ax_kappa, ax_rule)
+    ylabel, title = RULE_AXES[rule_key]
+    ax_rule.set(ylabel=ylabel, title=title)
 
 
 def _plot_series(rows: list[dict], label, rule_key: str, level: str | None, ax_kappa, ax_rule,

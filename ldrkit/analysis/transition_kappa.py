@@ -1,0 +1,167 @@
+"""Does the coupling score move when a model starts to memorise? (issues 14 and 15)
+
+Reads the headline memorising runs that record kappa at every evaluation (`specs.SECOND_ACT_KAPPA`): per seed,
+kappa at the last evaluation before the onset of memorisation (`memorisation.before_onset`) and at the end, the
+change with its standard error, and where the end sits against the exact memoriser of the same training set on
+the same ruler (0 the product of marginals, 1 the rule; `coupling_report.oracle_calibration`). The fixed-step
+control of the oracles chapter (`training_control.control`) asks whether seeds that memorise more at the same step
+couple more. Thresholds: `SIGMAS` (`stats.sign_verdict`).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..runs import Run
+from .coupling_report import oracle_calibration
+from .memorisation import before_onset, onset_step
+from .stats import sign_verdict
+from .training_control import clearest_level, control, kappa_rows, plot_control
+
+SIGMAS = 2.0          # a change (or a distance from the memoriser) counts beyond this many standard errors
+MEMORISER_FLOOR = 0.1  # kappa can test "memorising couples the symbols" only where the exact memoriser's kappa
+                       # exceeds this by SIGMAS s.e.; below, a perfect memoriser would read as local too
+CALIBRATION_INPUTS = {"smoke": 2, "cpu": 16, "paper": 16}  # noised inputs of the oracle calibration (cached in runs)
+REFERENCES = ("memoriser", "linear")
+PARITY = "parity parentheses L=8 UNet, n = 8"  # the model whose seeds also give the parity residual
+
+
+def _kappa(evaluation: dict, level: str) -> tuple[float, float]:
+    result = (evaluation.get("coupling") or {}).get(level) or {}
+    if result.get("value") is None:
+        return math.nan, math.nan
+    return float(result["value"]), float(result["se"])
+
+
+def seed_rows(runs: dict[int, Run], level: str) -> list[dict]:
+    """One row per seed: the onset step (None if memorisation never set in), kappa ± s.e. at the last evaluation
+    before the onset and at the end, and the in-dataset share of all samples at both."""
+    rows = []
+    for seed, run in runs.items():
+        ev = run.evaluations
+        before, end = before_onset(ev), ev[-1]
+        (kb, sb), (ke, se) = _kappa(before, level), _kappa(end, level)
+        rows.append({"seed": seed, "onset": onset_step(ev), "before step": int(before["step"]),
+                     "kappa before": kb, "se before": sb, "end step": int(end["step"]), "kappa end": ke, "se end": se,
+                     "in-dataset before": before["categories"]["in_dataset"],
+                     "in-dataset end": end["categories"]["in_dataset"]})
+    return rows
+
+
+def _mean(values, ses) -> tuple[float, float]:
+    """Mean over seeds with the larger of two standard errors: the seeds' spread (s.d. / sqrt(k)) and the
+    propagated measurement error (sqrt(sum se^2) / k), so one seed or three agreeing seeds are not overstated."""
+    v, s = np.asarray(values, dtype=float), np.asarray(ses, dtype=float)
+    ok = np.isfinite(v) & np.isfinite(s)
+    v, s = v[ok], s[ok]
+    if not len(v):
+        return math.nan, math.nan
+    spread = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
+    return float(v.mean()), max(spread, float(math.sqrt((s ** 2).sum()) / len(v)))
+
+
+def transition(rows: list[dict], memoriser: tuple[float, float] | None = None, sigmas: float = SIGMAS) -> dict:
+    """kappa before the onset and at the end (mean ± s.e. over seeds), their change per seed averaged, and the
+    verdicts: "rose" / "fell" / "no change (within N s.e.)", and the end against the memoriser's kappa."""
+    before = _mean([r["kappa before"] for r in rows], [r["se before"] for r in rows])
+    end = _mean([r["kappa end"] for r in rows], [r["se end"] for r in rows])
+    change = _mean([r["kappa end"] - r["kappa before"] for r in rows],
+                   [math.hypot(r["se end"], r["se before"]) for r in rows])
+    out = {"before": before, "end": end, "change": change, "memoriser": memoriser,
+           "memorised seeds": sum(r["onset"] is not None for r in rows), "seeds": len(rows),
+           "verdict": ("not measured" if not math.isfinite(change[0]) else
+                       sign_verdict(change[0], change[1], "fell", "rose", "no change", sigmas))}
+    if memoriser is not None and math.isfinite(end[0]):
+        out["against memoriser"] = sign_verdict(end[0] - memoriser[0], math.hypot(end[1], memoriser[1]),
+                                                "below the memoriser's", "above the memoriser's",
+                                                "at the memoriser's", sigmas)
+    return out
+
+
+def memorisation_test(t: dict, floor: float = MEMORISER_FLOOR, sigmas: float = SIGMAS) -> str:
+    """Does kappa show memorisation coupling the symbols? "not discriminating" when the exact memoriser of the
+    training set is not above `floor` by `sigmas` s.e. (or was not measured): then memorising needs none of the
+    rule's coupling at this level and kappa cannot tell a memorising network from a local one; else "rose" (the
+    network took on coupling as it memorised), or the transition's verdict."""
+    mem = t.get("memoriser")
+    if mem is None or not mem[0] - sigmas * mem[1] > floor:
+        return "not discriminating"
+    return t["verdict"]
+
+
+def references(run: Run, level: str, profile: str) -> dict[str, tuple[float, float]]:
+    """kappa ± s.e. of the exact memoriser and the optimal linear denoiser of the run's training set at `level`,
+    on the oracle calibration's inputs (cached in the run: coupling_calibration.json); absent where not separable."""
+    cal = oracle_calibration(run, n=CALIBRATION_INPUTS[profile], levels=(float(level),), method="exact")
+    found = {name: (cal["kappa"].get(name) or {}).get(level) for name in REFERENCES}
+    return {name: (float(r["value"]), float(r["se"])) for name, r in found.items() if r and r["value"] is not None}
+
+
+def analyse(runs_by_model: dict[str, dict[int, Run]], profile: str) -> dict[str, dict]:
+    """Per model: its clearest level (chosen from the oracles' signal), the rows of every evaluation
+    (`training_control.kappa_rows`), the seed rows, the oracle references, the transition and the fixed-step
+    control of kappa against the in-dataset share of legible samples."""
+    out = {}
+    for label, runs in runs_by_model.items():
+        level = clearest_level(runs)
+        if level is None:
+            out[label] = {"level": None}
+            continue
+        refs = references(runs[min(runs)], level, profile)
+        seeds = seed_rows(runs, level)
+        out[label] = {"level": level, "rows": kappa_rows(runs, level), "seeds": seeds, "references": refs,
+                      "transition": transition(seeds, refs.get("memoriser")),
+                      "control": control(kappa_rows(runs, level), rule_key="in_dataset")}
+    return out
+
+
+def _pm(pair) -> str:
+    return "n/a" if pair is None or not math.isfinite(pair[0]) else f"{pair[0]:.3f} ± {pair[1]:.3f}"
+
+
+def summary_rows(analysis: dict[str, dict]) -> list[dict]:
+    """The chapter's table: one row per model."""
+    rows = []
+    for label, a in analysis.items():
+        if a["level"] is None:
+            rows.append({"model": label, "√ᾱ": "not separable"})
+            continue
+        t, partial = a["transition"], a["control"]["partial"]
+        rows.append({"model": label, "√ᾱ": a["level"], "memorised seeds": f"{t['memorised seeds']} of {t['seeds']}",
+                     "κ before onset": _pm(t["before"]), "κ at end": _pm(t["end"]), "change": _pm(t["change"]),
+                     "verdict": t["verdict"], "memoriser κ": _pm(t["memoriser"]),
+                     "linear κ": _pm(a["references"].get("linear")),
+                     "end vs memoriser": t.get("against memoriser", "n/a"),
+                     "κ with in-dataset at a fixed step": (f"r = {partial['r']:.2f} [{partial['low']:.2f}, "
+                                                          f"{partial['high']:.2f}], p = {partial['p']:.2g}"
+                                                          if math.isfinite(partial["r"]) else "not measured")})
+    return rows
+
+
+def sentence(label: str, a: dict) -> str:
+    """One model's transition in words."""
+    if a["level"] is None:
+        return f"{label}: no level where the rule's coupling is separable from the product's"
+    t = a["transition"]
+    text = (f"{label} (√ᾱ = {a['level']}, {t['memorised seeds']} of {t['seeds']} seeds memorised): κ "
+            f"{_pm(t['before'])} before the onset, {_pm(t['end'])} at the end, {t['verdict']}")
+    if "against memoriser" in t:
+        text += f"; the exact memoriser of its training set {_pm(t['memoriser'])}, the end {t['against memoriser']}"
+    return text
+
+
+def plot(analysis: dict[str, dict], axes) -> None:
+    """One row of axes per model: kappa ± s.e. per seed over training with the memoriser (dotted) and the linear
+    denoiser (dash-dot) as levels, and the in-dataset share of legible samples."""
+    styles = {"memoriser": ":", "linear": "-."}
+    for (label, a), (ax_k, ax_r) in zip(analysis.items(), axes):
+        if a["level"] is None:
+            ax_k.set_title(f"{label}: not separable")
+            continue
+        for name, (value, _se) in a["references"].items():
+            ax_k.axhline(value, color="grey", lw=0.9, ls=styles[name], label=f"{name} (exact)")
+        plot_control(a["rows"], a["level"], ax_k, ax_r, rule_key="in_dataset")
+        ax_k.set_title(f"{label}: κ (0 product, 1 rule)", fontsize=9)
+        ax_r.set_title(f"{label}: memorisation", fontsize=9)
+        ax_k.legend(fontsize=7)

@@ -1,0 +1,82 @@
+"""ldrkit.analysis.transition_kappa: kappa before the onset of memorisation and at the end, and the kappa runs'
+promise that recording kappa leaves training untouched (checked on the results store)."""
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from ldrkit.analysis import transition_kappa as TK
+from ldrkit.analysis.stats import sign_verdict
+
+STORE = Path(__file__).resolve().parents[1] / "results"
+
+
+def seed(kb, ke, sb=0.01, se=0.01, onset=100.0):
+    return {"kappa before": kb, "se before": sb, "kappa end": ke, "se end": se, "onset": onset}
+
+
+def test_a_rise_beyond_two_standard_errors_is_called_a_rise_and_a_wobble_is_not():
+    assert TK.transition([seed(0.1, 0.5), seed(0.12, 0.48), seed(0.09, 0.52)])["verdict"] == "rose"
+    assert TK.transition([seed(0.5, 0.1), seed(0.48, 0.12), seed(0.52, 0.09)])["verdict"] == "fell"
+    flat = TK.transition([seed(0.10, 0.11), seed(0.12, 0.10), seed(0.09, 0.10)])
+    assert flat["verdict"] == "no change (within 2 s.e.)"
+
+
+def test_the_standard_error_is_the_larger_of_the_seed_spread_and_the_measurement_error():
+    # Three seeds that agree exactly: the s.e. is the measurement's, sqrt(3 * 0.03^2) / 3, not 0.
+    t = TK.transition([seed(0.2, 0.2, 0.03, 0.03)] * 3)
+    assert t["end"][1] == pytest.approx(math.sqrt(3 * 0.03 ** 2) / 3)
+    # Seeds that disagree far more than their error bars: the spread's s.d. / sqrt(k).
+    t = TK.transition([seed(0.0, 0.0, 1e-4, 1e-4), seed(0.0, 0.6, 1e-4, 1e-4), seed(0.0, 0.3, 1e-4, 1e-4)])
+    assert t["end"][1] == pytest.approx(0.3 / math.sqrt(3))
+    assert t["verdict"].startswith("no change")  # 0.3 +- 0.17 is within 2 s.e. of 0
+
+
+def test_the_end_is_placed_against_the_memoriser_on_the_same_ruler():
+    rows = [seed(0.0, 0.05, se=0.01)] * 3
+    assert TK.transition(rows, memoriser=(0.04, 0.01))["against memoriser"].startswith("at the memoriser's")
+    assert TK.transition(rows, memoriser=(0.9, 0.01))["against memoriser"] == "below the memoriser's"
+    assert TK.transition(rows, memoriser=(-0.5, 0.01))["against memoriser"] == "above the memoriser's"
+    assert "against memoriser" not in TK.transition(rows)
+
+
+def test_sign_verdict_counts_only_differences_beyond_its_sigmas():
+    assert sign_verdict(0.3, 0.1, "lower", "higher") == "higher"
+    assert sign_verdict(-0.3, 0.1, "lower", "higher") == "lower"
+    assert sign_verdict(0.3, 0.1, "lower", "higher", sigmas=4) == "no difference (within 4 s.e.)"
+
+
+def _stored_pairs():
+    for kappa_dir in sorted(STORE.glob("*-kappa")):
+        base = STORE / kappa_dir.name[: -len("-kappa")]
+        for run in sorted(kappa_dir.glob("cpu-seed*")):
+            if (base / run.name / "metrics.json").exists():
+                yield pytest.param(base / run.name, run, id=f"{kappa_dir.name}/{run.name}")
+
+
+@pytest.mark.parametrize("base, with_kappa", list(_stored_pairs()))
+def test_recording_kappa_leaves_training_and_sampling_untouched(base, with_kappa):
+    """Every stored X-kappa run beside the stored X at the same seed: the same categories at every evaluation
+    (kappa draws its own noised inputs), so the kappa runs' seeds count as seeds of X."""
+    plain = json.loads((base / "metrics.json").read_text())["evaluations"]
+    kappa = json.loads((with_kappa / "metrics.json").read_text())["evaluations"]
+    assert [e["step"] for e in kappa] == [e["step"] for e in plain]
+    assert [e["categories"] for e in kappa] == [e["categories"] for e in plain]
+    assert all("coupling" in e for e in kappa)
+
+
+def test_the_parity_label_names_a_kappa_run_of_the_specs():
+    from ldrkit.specs import SECOND_ACT_KAPPA, get_experiment
+    assert TK.PARITY in SECOND_ACT_KAPPA
+    for name in SECOND_ACT_KAPPA.values():
+        assert get_experiment(name).config("cpu", 0)["eval"]["coupling_samples"] > 0
+
+
+def test_kappa_tests_memorisation_only_where_the_memoriser_itself_couples():
+    rows = [seed(0.1, 0.5)] * 3
+    assert TK.memorisation_test(TK.transition(rows, memoriser=(0.03, 0.03))) == "not discriminating"
+    assert TK.memorisation_test(TK.transition(rows)) == "not discriminating"
+    assert TK.memorisation_test(TK.transition(rows, memoriser=(0.6, 0.05))) == "rose"
+    flat = [seed(0.1, 0.1)] * 3
+    assert TK.memorisation_test(TK.transition(flat, memoriser=(0.6, 0.05))).startswith("no change")
