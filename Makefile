@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: book test test-slow clean reproduce notebooks
+.PHONY: book test test-slow clean reproduce reproduce-all notebooks
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,11 @@ test: $(VENV)/.installed  ## unit tests, phenomenon tests, and nbmake on every c
 test-slow: $(VENV)/.installed  ## the image first-act retraining tests that `make test` leaves out (about 30 min)
 	$(PY) -m pytest -n 2 --dist worksteal -m slow --durations=5
 
-reproduce: $(VENV)/.installed  ## retrain every stored cpu run from scratch; reproduce/reproduce.md compares
-	$(PY) -m ldrkit reproduce --profile cpu --out reproduce
+reproduce: $(VENV)/.installed  ## retrain the headline cpu runs on two workers (~1.6 h); reproduce/reproduce.md compares
+	$(PY) -m ldrkit reproduce --headline --workers 2 --profile cpu --out reproduce
+
+reproduce-all: $(VENV)/.installed  ## retrain every stored cpu run on two workers (~5.8 h)
+	$(PY) -m ldrkit reproduce --workers 2 --profile cpu --out reproduce
 
 clean:
 	rm -rf _build

@@ -54,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     again.add_argument("--profile", default="cpu")
     again.add_argument("--seed", type=int, default=0)
     again.add_argument("--out", default="reproduce", help="folder of the fresh runs and reproduce.md")
+    again.add_argument("--headline", action="store_true",
+                       help="only the runs behind the chapters' headline numbers (specs.REPRODUCE_HEADLINE)")
+    again.add_argument("--workers", type=int, default=1,
+                       help="one-thread worker processes training at once (default 1: one after another)")
     grid = sub.add_parser("sweep", help="run experiments x seeds on a pool of one-thread workers; summary table")
     grid.add_argument("names", nargs="+")
     grid.add_argument("--profile", default="cpu")
@@ -140,6 +144,26 @@ def main(argv: list[str] | None = None) -> int:
 def _positive(value: int | None, what: str, minimum: int = 1) -> None:
     if value is not None and value < minimum:
         raise ValueError(f"{what} must be at least {minimum}, got {value}")
+
+
+def reproduce(args) -> str:
+    """`python -m ldrkit reproduce`: the names (given, the headline set, or every stored run), their projected wall
+    time from the stored runs (printed first), then the retraining on `--workers` processes."""
+    from .specs import REPRODUCE_HEADLINE
+    _positive(args.workers, "--workers")
+    if args.headline and args.names:
+        raise ValueError("give either experiment names or --headline, not both")
+    names = list(REPRODUCE_HEADLINE) if args.headline else args.names or None
+    todo = names or sorted({p["experiment"] for p in experiments.stored_runs()
+                            if p["profile"] == args.profile and p["seed"] == args.seed})
+    _, seconds = experiments.plan(experiments.stored_wall_seconds(todo, args.profile, args.seed), args.workers)
+    print(f"reproducing {len(todo)} runs on {args.workers} worker(s): about {seconds / 3600:.1f} h projected from "
+          "their stored wall times (one thread each, recorded beside another run)", file=sys.stderr, flush=True)
+    fresh = None
+    if args.workers > 1:
+        from .sweep import pooled_fresh
+        fresh = pooled_fresh(args.profile, args.seed, args.workers)
+    return experiments.reproduce(names, args.profile, args.seed, args.out, fresh=fresh)
 
 
 def _dispatch(args) -> int:
@@ -284,7 +308,7 @@ def _dispatch(args) -> int:
                                           samples_per_step=args.samples_per_step, keep_steps=tuple(args.keep_steps),
                                           drop_kept=args.drop_kept))
             else:
-                print(experiments.reproduce(args.names or None, args.profile, args.seed, args.out))
+                print(reproduce(args))
         except (FileNotFoundError, experiments.UnknownNameError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

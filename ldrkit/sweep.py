@@ -23,7 +23,7 @@ from multiprocessing import get_context
 from .analysis.categories import legible
 from .analysis.stats import mean_sem, wilson
 from .categorize import CATEGORIES
-from .experiments import check_seed, get_experiment, run_experiment
+from .experiments import check_seed, get_experiment, plan, run_experiment, stored_wall_seconds
 from .specs import check_profile
 
 
@@ -44,6 +44,24 @@ def run_one(name: str, profile: str, seed: int, store: bool = False) -> dict:
         from .store import store_run
         store_run(metrics["run_dir"])
     return metrics
+
+
+def fresh_one(name: str, profile: str, seed: int, out: str) -> dict:
+    """One run retrained from scratch into `out` (never restored from the store): a reproduction's grid point."""
+    _one_thread()
+    return run_experiment(name, profile, seed, out=out, progress=False, use_store=False)
+
+
+def pooled_fresh(profile: str, seed: int, workers: int):
+    """`experiments.reproduce`'s `fresh` on `workers` one-thread processes: the runs start longest first (by the
+    stored wall times, `experiments.plan`) and are yielded as each finishes."""
+    def fresh(names, out):
+        order, _ = plan(stored_wall_seconds(names, profile, seed), workers)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_one_thread) as pool:
+            futures = {pool.submit(fresh_one, name, profile, seed, str(out / name)): name for name in order}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+    return fresh
 
 
 def run_grid(names: list[str], profile: str, seeds: list[int], workers: int = 1, store: bool = False,
