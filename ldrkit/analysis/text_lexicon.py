@@ -150,15 +150,22 @@ def seeded_runs(profile: str) -> dict[str, list[Run]]:
             for key, by_size in names.items() if min(by_size) == SEEDED_SIZE}
 
 
+_MEMORISER_LDR: dict[tuple, dict] = {}  # (run folder, spec hash, profile) -> result: the chapter asks twice per run
+
+
 def memoriser_ldr(run: Run, profile: str) -> dict:
     """The x0-LDR at LEVEL of the run's exact memoriser (its training set's denoiser) on the inputs `ldr_rows` uses:
-    the value a model that has memorised would reach on this lexicon ({"ldr", "se"})."""
-    setup = run.setup
-    region = setup.renderer.region(run.config["eval"]["ldr_position"])
-    table, sems = ldr_probe.ldr_levels(build_oracle(setup, "memoriser"), setup.schedule, region, setup.train_data,
-                                       levels=(float(LEVEL),), outputs=("x0",), n=LDR_INPUTS[profile], seed=0,
-                                       method="estimate", probes=LDR_PROBES, with_sem=True)
-    return {"ldr": table["x0"][LEVEL], "se": sems["x0"][LEVEL]}
+    the value a model that has memorised would reach on this lexicon ({"ldr", "se"}); computed once per run and
+    profile in a process."""
+    key = (str(run.path), run.hash, profile)
+    if key not in _MEMORISER_LDR:
+        setup = run.setup
+        region = setup.renderer.region(run.config["eval"]["ldr_position"])
+        table, sems = ldr_probe.ldr_levels(build_oracle(setup, "memoriser"), setup.schedule, region, setup.train_data,
+                                           levels=(float(LEVEL),), outputs=("x0",), n=LDR_INPUTS[profile], seed=0,
+                                           method="estimate", probes=LDR_PROBES, with_sem=True)
+        _MEMORISER_LDR[key] = {"ldr": table["x0"][LEVEL], "se": sems["x0"][LEVEL]}
+    return dict(_MEMORISER_LDR[key])
 
 
 def all_memoriser_ldr(runs: dict[str, dict[int, Run]], profile: str) -> dict[str, dict[int, dict]]:

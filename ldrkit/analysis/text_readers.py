@@ -23,7 +23,7 @@ from ..specs import TEXT_ORACLES
 from .categories import independent_valid_probability
 from .quarter import held_out_share
 from .stats import share
-from .text_report import TEXT_RUNS, half_and_half
+from .text_report import TEXT_RUNS, distinct_pairs, half_and_half
 
 CONFIDENCE = 0.95
 FLOOR = 0.01   # the distance-ratio histogram starts here (exact oracle samples sit at ~0)
@@ -91,10 +91,8 @@ def distance_ratio(renderer, x: torch.Tensor) -> np.ndarray:
 
 def inventions(renderer, n: int, seed: int) -> torch.Tensor:
     """n half-and-half characters (left half of one lexicon character, right half of another, never the same)."""
-    gen = torch.Generator().manual_seed(seed)
     x = renderer.render(np.arange(len(renderer.chars))[:, None])
-    i = torch.randint(0, len(x), (n,), generator=gen)
-    j = (i + torch.randint(1, len(x), (n,), generator=gen)) % len(x)
+    i, j = distinct_pairs(len(x), n, torch.Generator().manual_seed(seed))
     return half_and_half(renderer, x[i], x[j])
 
 

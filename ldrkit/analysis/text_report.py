@@ -126,6 +126,13 @@ def chinese_thresholds(renderer) -> list[dict]:
             {"check": "sharp: roughness", "rule": f"<= {r.rough_factor * r.rough_max:.2f}"}]
 
 
+def distinct_pairs(size: int, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """n index pairs (i, j) into `size` items with j != i, uniform over such pairs: the two halves of an invented
+    character are never the same character."""
+    i = torch.randint(0, size, (n,), generator=gen)
+    return i, (i + torch.randint(1, size, (n,), generator=gen)) % size
+
+
 def reader_robustness(en: Setup, zh: Setup, seed: int, perturbations=PERTURBATIONS,
                       combinations: int = 300) -> tuple[list[dict], dict]:
     """The reader on every lexicon entry under pixel noise (std sigma) and blur (sigma pixels), and on
@@ -133,7 +140,7 @@ def reader_robustness(en: Setup, zh: Setup, seed: int, perturbations=PERTURBATIO
 
     Returns (one row per perturbation: legible and misread shares per language,
     {pairs drawn, then the invented, read-as-a-lexicon-character and invalid shares of the half-and-half
-    characters whose two halves differ}).
+    characters, two different characters each (`distinct_pairs`)}).
     """
     gen = torch.Generator().manual_seed(seed)
     xe, xz = en.renderer.render(en.grammar.enumerate()), zh.renderer.render(zh.grammar.enumerate())
@@ -145,8 +152,8 @@ def reader_robustness(en: Setup, zh: Setup, seed: int, perturbations=PERTURBATIO
         rows.append({"perturbation": f"{kind} {sigma}", "English legible": 1 - fe["invalid"],
                      "English misread as another string": fe["hallucination"],
                      "Chinese legible": 1 - fz["invalid"], "Chinese read as invented": fz["hallucination"]})
-    i, j = (torch.randint(0, len(xz), (combinations,), generator=gen) for _ in range(2))
-    fc = fractions(zh.categorize(half_and_half(zh.renderer, xz[i], xz[j])[i != j]))
+    i, j = distinct_pairs(len(xz), combinations, gen)
+    fc = fractions(zh.categorize(half_and_half(zh.renderer, xz[i], xz[j])))
     return rows, {"pairs drawn": combinations, "invented": fc["hallucination"],
                   "read as a lexicon character": fc["in_dataset"] + fc["extrapolation"], "invalid": fc["invalid"]}
 
