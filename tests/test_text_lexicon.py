@@ -36,10 +36,12 @@ def test_toward_memoriser_is_zero_at_the_product_and_one_at_the_memoriser():
     assert all(map(lambda v: v != v, tl.toward_memoriser({"ldr": 0.9, "se": 0.0}, {"ldr": 1.0, "se": 0.0})))
 
 
-def test_seed_mean_uses_the_spread_across_seeds():
+def test_seed_mean_uses_the_spread_across_seeds_or_the_measurement_error_whichever_is_larger():
     assert tl.seed_mean([(0.5, 0.1)]) == (0.5, 0.1)
     mean, se = tl.seed_mean([(0.4, 0.0), (0.6, 0.0)])
     assert mean == pytest.approx(0.5) and se == pytest.approx(0.1)
+    # two seeds that agree: the propagated error sqrt(0.03^2 + 0.04^2) / 2, not 0
+    assert tl.seed_mean([(0.5, 0.03), (0.5, 0.04)])[1] == pytest.approx(0.025)
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +108,8 @@ def test_kappa_contrast_verdicts(monkeypatch):
     assert c["seeds"] == 2 and c["small"] == pytest.approx(0.5) and c["verdict"] == "higher when memorising"
     values["full"] = (0.5, 0.01)
     assert tl.kappa_contrast(["a", "b"], "full", "cpu")["verdict"].startswith("no difference")
+    # The full lexicon's seeds: their mean, with the spread across them as its standard error.
+    values.update(f0=(0.0, 0.01), f1=(0.2, 0.01), f2=(0.4, 0.01))
+    c = tl.kappa_contrast(["a", "b"], ["f0", "f1", "f2"], "cpu")
+    assert c["full seeds"] == 3 and c["full"] == pytest.approx(0.2) and c["full_se"] == pytest.approx(0.2 / 3 ** 0.5)
+    assert c["verdict"] == "higher when memorising"  # 0.5 - 0.2 = 0.3 > 2 * hypot(0, 0.115)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from scipy.stats import binomtest
 
 from ..estimates import mean_sem, sem  # noqa: F401  (re-exported: the probes use them too)
@@ -38,3 +40,17 @@ def sign_verdict(diff: float, se: float, below: str, above: str, same: str = "no
     if diff > sigmas * se:
         return above
     return f"{same} (within {sigmas:g} s.e.)"
+
+
+def seed_mean(pairs) -> tuple[float, float]:
+    """The mean over seeds of (value, s.e.) pairs, with the larger of two standard errors: the seeds' spread
+    (s.d. / sqrt(k)) and the propagated measurement error (sqrt(sum se^2) / k), so that two or three seeds that
+    happen to agree are not reported as exact; one seed keeps its own s.e. Non-finite pairs are left out."""
+    v = np.array([p[0] for p in pairs], dtype=float)
+    s = np.array([p[1] for p in pairs], dtype=float)
+    ok = np.isfinite(v) & np.isfinite(s)
+    v, s = v[ok], s[ok]
+    if not len(v):
+        return math.nan, math.nan
+    spread = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
+    return float(v.mean()), max(spread, float(math.sqrt((s ** 2).sum()) / len(v)))

@@ -24,7 +24,7 @@ from ..yardsticks import build_oracle
 from .coupling_report import oracle_calibration
 from .memorisation import onset_step
 from .overtraining import ldr_over_training
-from .stats import share, sign_verdict
+from .stats import seed_mean, share, sign_verdict  # noqa: F401  (seed_mean: tl.seed_mean)
 from .text_report import LEVEL, TEXT_RUNS, hallucination_phase
 
 LDR_INPUTS = {"smoke": 2, "cpu": 32, "paper": 32}  # noised training inputs per LDR value (evaluations: 8)
@@ -184,52 +184,62 @@ def toward_memoriser(net: dict, memoriser: dict) -> tuple[float, float]:
     return value, math.hypot(net["se"] / gap, value * memoriser["se"] / gap)
 
 
-def seed_mean(values: list[tuple[float, float]]) -> tuple[float, float]:
-    """The mean over seeds of (value, se) pairs with its standard error: across seeds when there are several (the
-    spread holds the probes' noise too), the probe standard error for one seed."""
-    if len(values) == 1:
-        return values[0]
-    return mean_sem([v for v, _ in values])
+def _as_seeds(runs) -> list:
+    """A run or a list of a run's seeds, as a list."""
+    return list(runs) if isinstance(runs, (list, tuple)) else [runs]
 
 
-def equal_step_rows(small: dict[str, list[Run]], full: dict[str, Run], full_ldr: dict[str, list[dict]],
-                    profile: str) -> list[dict]:
-    """At every step where the full run kept a checkpoint: the small-lexicon runs (mean over seeds ± s.e.) against
-    the full run, trained for the same steps, so that a difference is not the training time's doing. Per row: the
-    in-dataset shares; the raw x0-LDR at LEVEL and its verdict ("lower when memorising" beyond LDR_SIGMAS s.e.);
-    each run's exact memoriser's LDR; the position `toward_memoriser` and its verdict ("closer to its memoriser
-    when memorising")."""
+def full_runs(profile: str) -> dict[str, list[Run]]:
+    """{language: the full-lexicon run of every seed in SEEDS[profile]}: the equal-step control's seeds."""
+    return {key: [get_run(name, profile, s, progress=False) for s in SEEDS[profile]] for key, name in TEXT_RUNS.items()}
+
+
+def equal_step_rows(small: dict[str, list[Run]], full: dict, full_ldr: dict[str, list[dict]] | None = None,
+                    profile: str = "cpu") -> list[dict]:
+    """At every step where the full runs kept a checkpoint: the small-lexicon runs (mean over seeds ± s.e.) against
+    the full runs (a run, or a list of seeds: mean ± s.e. likewise), trained for the same steps, so that a difference
+    is not the training time's doing. Per row: the in-dataset shares; the raw x0-LDR at LEVEL and its verdict
+    ("lower when memorising" beyond LDR_SIGMAS s.e.); each run's exact memoriser's LDR; the position
+    `toward_memoriser` and its verdict ("closer to its memoriser when memorising"). `full_ldr`: the single full
+    run's `ldr_rows` when the caller has them (else read per run, cached)."""
     rows = []
     for key, runs in small.items():
         per_seed = [{r["step"]: r for r in ldr_rows(run, profile)} for run in runs]
         mems = [memoriser_ldr(run, profile) for run in runs]
-        full_mem = memoriser_ldr(full[key], profile)
-        for ref in full_ldr[key]:
-            step = ref["step"]
+        fulls = _as_seeds(full[key])
+        full_per_seed = [{r["step"]: r for r in (full_ldr[key] if full_ldr is not None and len(fulls) == 1
+                                                  else ldr_rows(run, profile))} for run in fulls]
+        full_mems = [memoriser_ldr(run, profile) for run in fulls]
+        for step in sorted(set.intersection(*(set(s) for s in full_per_seed))):
             if not all(step in s for s in per_seed):
                 continue
             raw, raw_se = seed_mean([(s[step]["ldr"], s[step]["se"]) for s in per_seed])
+            ref, ref_se = seed_mean([(s[step]["ldr"], s[step]["se"]) for s in full_per_seed])
             pos, pos_se = seed_mean([toward_memoriser(s[step], m) for s, m in zip(per_seed, mems)])
-            full_pos, full_pos_se = toward_memoriser(ref, full_mem)
+            full_pos, full_pos_se = seed_mean([toward_memoriser(s[step], m) for s, m in zip(full_per_seed, full_mems)])
             mem_small = mean_sem([m["ldr"] for m in mems])[0]
-            share_small = [next(e for e in run.evaluations if e["step"] == step)["categories"]["in_dataset"]
-                           for run in runs]
-            share_full = next(e for e in full[key].evaluations if e["step"] == step)["categories"]["in_dataset"]
+            mem_full = mean_sem([m["ldr"] for m in full_mems])[0]
+            share_small = [_share_at(run, step) for run in runs]
+            share_full = [_share_at(run, step) for run in fulls]
             rows.append({
-                "language": key, "step": step, "seeds": len(runs),
+                "language": key, "step": step, "seeds": len(runs), "full seeds": len(fulls),
                 f"in-dataset, {SEEDED_SIZE} entries / full": f"{sum(share_small) / len(share_small):.3f} / "
-                                                              f"{share_full:.3f}",
+                                                              f"{sum(share_full) / len(share_full):.3f}",
                 f"x0-LDR {LEVEL}, {SEEDED_SIZE} entries": f"{raw:.3f} ± {raw_se:.3f}",
-                f"x0-LDR {LEVEL}, full": f"{ref['ldr']:.3f} ± {ref['se']:.3f}",
-                "raw LDR": _verdict(raw - ref["ldr"], math.hypot(raw_se, ref["se"]), "lower when memorising",
+                f"x0-LDR {LEVEL}, full": f"{ref:.3f} ± {ref_se:.3f}",
+                "raw LDR": _verdict(raw - ref, math.hypot(raw_se, ref_se), "lower when memorising",
                                     "higher when memorising"),
-                "memoriser's x0-LDR, small / full": f"{mem_small:.3f} / {full_mem['ldr']:.3f}",
+                "memoriser's x0-LDR, small / full": f"{mem_small:.3f} / {mem_full:.3f}",
                 f"toward the memoriser, {SEEDED_SIZE} entries": f"{pos:.2f} ± {pos_se:.2f}",
                 "toward the memoriser, full": f"{full_pos:.2f} ± {full_pos_se:.2f}",
                 "on the memoriser ruler": _verdict(pos - full_pos, math.hypot(pos_se, full_pos_se),
                                                    "farther from its memoriser when memorising",
                                                    "closer to its memoriser when memorising")})
     return rows
+
+
+def _share_at(run: Run, step: int) -> float:
+    return next(e for e in run.evaluations if e["step"] == step)["categories"]["in_dataset"]
 
 
 def last_verdicts(rows: list[dict], column: str = "on the memoriser ruler") -> dict[str, str]:
@@ -264,24 +274,28 @@ def kappa_rows(runs: dict[str, Run], profile: str) -> list[dict]:
     return rows
 
 
-def english_kappa_runs(small: list[Run], full: Run) -> dict[str, Run]:
-    """{label: run}: the full English run and each seed of the smallest lexicon."""
-    return {"full lexicon": full, **{f"{SEEDED_SIZE} entries, seed {run.config['train']['seed']}": run
-                                     for run in small}}
+def english_kappa_runs(small: list[Run], full) -> dict[str, Run]:
+    """{label: run}: the full English run (or each of its seeds) and each seed of the smallest lexicon."""
+    fulls = _as_seeds(full)
+    named = ({"full lexicon": fulls[0]} if len(fulls) == 1 else
+             {f"full lexicon, seed {run.config['train']['seed']}": run for run in fulls})
+    return {**named, **{f"{SEEDED_SIZE} entries, seed {run.config['train']['seed']}": run for run in small}}
 
 
 def kappa_contrast(small: list[Run], full: Run, profile: str, level: float = KAPPA_LEVELS[0]) -> dict:
     """The network's kappa at `level`: mean over the small-lexicon seeds where separable (± s.e. across seeds, or
-    the run's own for one) against the full run's, and the verdict beyond LDR_SIGMAS s.e. of the difference."""
+    the run's own for one) against the full run's (or its seeds' mean, likewise), and the verdict beyond LDR_SIGMAS
+    s.e. of the difference."""
     def value(run):
         r = _calibration(run, profile)["kappa"]["network"][str(level)]
         return None if r.get("value") is None else (r["value"], r["se"])
 
     values = [v for v in map(value, small) if v is not None]
-    ref = value(full)
-    if not values or ref is None:
+    refs = [v for v in map(value, _as_seeds(full)) if v is not None]
+    if not values or not refs:
         return {"level": level, "seeds": len(values), "verdict": "not separable"}
     mean, se = seed_mean(values)
-    diff_se = math.hypot(se, ref[1])
-    return {"level": level, "seeds": len(values), "small": mean, "small_se": se, "full": ref[0], "full_se": ref[1],
-            "verdict": _verdict(mean - ref[0], diff_se, "lower when memorising", "higher when memorising")}
+    ref, ref_se = seed_mean(refs)
+    return {"level": level, "seeds": len(values), "full seeds": len(refs), "small": mean, "small_se": se,
+            "full": ref, "full_se": ref_se,
+            "verdict": _verdict(mean - ref, math.hypot(se, ref_se), "lower when memorising", "higher when memorising")}

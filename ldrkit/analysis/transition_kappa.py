@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ..runs import Run
 from .coupling_report import oracle_calibration
 from .memorisation import before_onset, onset_step
-from .stats import sign_verdict
+from .stats import seed_mean, sign_verdict
 from .training_control import clearest_level, control, kappa_rows, plot_control
 
 SIGMAS = 2.0          # a change (or a distance from the memoriser) counts beyond this many standard errors
@@ -49,25 +47,12 @@ def seed_rows(runs: dict[int, Run], level: str) -> list[dict]:
     return rows
 
 
-def _mean(values, ses) -> tuple[float, float]:
-    """Mean over seeds with the larger of two standard errors: the seeds' spread (s.d. / sqrt(k)) and the
-    propagated measurement error (sqrt(sum se^2) / k), so one seed or three agreeing seeds are not overstated."""
-    v, s = np.asarray(values, dtype=float), np.asarray(ses, dtype=float)
-    ok = np.isfinite(v) & np.isfinite(s)
-    v, s = v[ok], s[ok]
-    if not len(v):
-        return math.nan, math.nan
-    spread = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
-    return float(v.mean()), max(spread, float(math.sqrt((s ** 2).sum()) / len(v)))
-
-
 def transition(rows: list[dict], memoriser: tuple[float, float] | None = None, sigmas: float = SIGMAS) -> dict:
     """kappa before the onset and at the end (mean ± s.e. over seeds), their change per seed averaged, and the
     verdicts: "rose" / "fell" / "no change (within N s.e.)", and the end against the memoriser's kappa."""
-    before = _mean([r["kappa before"] for r in rows], [r["se before"] for r in rows])
-    end = _mean([r["kappa end"] for r in rows], [r["se end"] for r in rows])
-    change = _mean([r["kappa end"] - r["kappa before"] for r in rows],
-                   [math.hypot(r["se end"], r["se before"]) for r in rows])
+    before = seed_mean([(r["kappa before"], r["se before"]) for r in rows])
+    end = seed_mean([(r["kappa end"], r["se end"]) for r in rows])
+    change = seed_mean([(r["kappa end"] - r["kappa before"], math.hypot(r["se end"], r["se before"])) for r in rows])
     out = {"before": before, "end": end, "change": change, "memoriser": memoriser,
            "memorised seeds": sum(r["onset"] is not None for r in rows), "seeds": len(rows),
            "verdict": ("not measured" if not math.isfinite(change[0]) else
