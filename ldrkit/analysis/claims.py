@@ -18,7 +18,7 @@ import math
 
 from ..experiments import get_run, run_dir_for
 from ..runs import Run
-from ..specs import DIT_KAPPA, KAPPA_CONTROL_LEVEL, SWEEPS, analysis_sizes, get_experiment, spec_hash
+from ..specs import DIT_KAPPA, KAPPA_CONTROL_LEVEL, SECOND_ACT_KAPPA, SWEEPS, analysis_sizes, get_experiment, spec_hash
 from ..store import find_stored
 from . import memorisation as M
 from . import oracles as O
@@ -29,6 +29,7 @@ from . import text_lexicon as TL
 from . import text_report as T
 from . import theory as TH
 from . import training_control as TC
+from . import transition_kappa as TK
 from .categories import broken_among_legible, in_dataset_among_legible, legible, rule_breaking_peak
 from .stats import wilson
 
@@ -37,7 +38,7 @@ PROFILE, SEED = "cpu", 0  # the stored runs the page reads, whatever profile the
 RUN_NAMES = ("parity-mlp-L16", "parity-mlp-L8", "parity-parens-L16-unet", "parity-parens-L16-dit",
              "parity-parens-L8-unet", "dyck-parens-unet", "dyck-parens-dit", "quarter-digits-unet",
              "quarter-digits-dit", "english-words-unet", "chinese-chars-unet", "three-stairs-d8", "three-stairs-d16",
-             *DIT_KAPPA.values())
+             *DIT_KAPPA.values(), *SECOND_ACT_KAPPA.values())
 SWEEP_RUNS = tuple(name for by_size in SWEEPS.values() for name in by_size.values() if name not in RUN_NAMES)
 CALIBRATION_RUN = "parity-mlp-L16"  # the run whose LDR is cached beside its exact denoisers
 
@@ -319,10 +320,31 @@ def fig5(runs, cal) -> dict:
                     f"x0-LDR {_f(_last_ldr(runs[name], 'ldr_x0'), 3)} at the end")
     eps_status, eps_detail = eps_level_status(cal)
     dit = runs["quarter-digits-dit"].final
+    parts = [("high LDR", eps_status),
+             ("DiT's fall with memorisation", REPRODUCED if Q.memorised(dit) else NOT_REPRODUCED)]
+    kappa_part, kappa_bit = memorisation_coupling(runs, TK_DIT)
     return row("Fig. 5", "LDR of the top-left quarter high over training; DiT's falls as it memorises",
-               "quarter-digits", "; ".join(bits) + f" ({eps_detail}; the quarter-digits oracles' LDR is not cached)",
-               [("high LDR", eps_status),
-                ("DiT's fall with memorisation", REPRODUCED if Q.memorised(dit) else NOT_REPRODUCED)])
+               "quarter-digits", "; ".join(bits) + f" ({eps_detail}; the quarter-digits oracles' LDR is not cached); "
+               + kappa_bit, parts + [kappa_part])
+
+
+TK_DIT = "Quarter DiT, a token per digit, n = 32"  # the memorising DiT whose kappa Fig. 5's calibrated part reads
+TK_STATUS = {"rose": REPRODUCED, "not discriminating": NOT_DISCRIMINATING}
+
+
+def memorisation_coupling(runs, label: str) -> tuple[tuple[str, str], str]:
+    """Fig. 5's calibrated part: does the memorising DiT take on the rule's coupling (kappa rises) as it memorises
+    (`transition_kappa.memorisation_test` on the seeds of its kappa run)? ((part, status), measured text)."""
+    try:
+        seeds = analysis_sizes(PROFILE)["second_act"]["kappa_seeds"]  # the level is chosen over all of them
+        analysis = TK.analyse({label: {s: stored_run(SECOND_ACT_KAPPA[label], seed=s) for s in seeds}}, PROFILE)[label]
+    except NotCached:
+        return ("κ rises as the DiT memorises", NOT_COMPUTED), "κ: the oracle calibration is not cached"
+    if analysis["level"] is None:
+        return ("κ rises as the DiT memorises", NOT_DISCRIMINATING), "κ: no separable level"
+    test = TK.memorisation_test(analysis["transition"])
+    return (("κ rises as the DiT memorises", TK_STATUS.get(test, NOT_REPRODUCED)),
+            TK.sentence(f"κ of the {label}", analysis) + f" ({test})")
 
 
 def fig6(runs, cal) -> dict:
@@ -350,11 +372,12 @@ def _text_parts(runs) -> tuple[list, list]:
 
 def _lexicon_parts(runs) -> tuple[list[tuple[str, str]], list[str]]:
     """Section 6's second act from the smaller lexicons (`text_lexicon`): memorisation reached, and the x0-LDR of a
-    memorising model against the full run at the same steps, raw and on the memoriser ruler."""
+    memorising model against the full runs (their seeds, `text_lexicon.FULL_SEEDS`) at the same steps, raw and on
+    the memoriser ruler."""
     small = {key: [stored_run(f"{base}-lex{TL.SEEDED_SIZE}", seed=s) for s in TL.SEEDS[PROFILE]]
              for key, base in T.TEXT_RUNS.items()}
-    full = {key: runs[name] for key, name in T.TEXT_RUNS.items()}
-    rows = TL.equal_step_rows(small, full, {key: TL.ldr_rows(run, PROFILE) for key, run in full.items()}, PROFILE)
+    full = {key: [stored_run(name, seed=s) for s in TL.FULL_SEEDS[PROFILE][key]] for key, name in T.TEXT_RUNS.items()}
+    rows = TL.equal_step_rows(small, full, profile=PROFILE)
     memorised = [key for key, rs in small.items() if all(T.memorised(r.final) for r in rs)]
     raw, ruler = TL.last_verdicts(rows, "raw LDR"), TL.last_verdicts(rows)
     count = lambda verdicts, word: sum(v.startswith(word) for v in verdicts.values())
@@ -362,7 +385,7 @@ def _lexicon_parts(runs) -> tuple[list[tuple[str, str]], list[str]]:
     parts = [(f"memorisation with {TL.SEEDED_SIZE}-entry lexicons", status(len(memorised))),
              ("x0-LDR lower when memorising, same step", status(count(raw, "lower"))),
              ("closer to its memoriser, same step", status(count(ruler, "closer")))]
-    bits = [f"{TL.SEEDED_SIZE}-entry lexicons, {len(TL.SEEDS[PROFILE])} seeds: " + ", ".join(
+    bits = [f"{TL.SEEDED_SIZE}-entry lexicons, {len(TL.SEEDS[PROFILE])} seeds, against the full lexicons' seeds: " + ", ".join(
         f"{key} {raw[key]} (raw), {ruler[key]} (memoriser ruler)" for key in raw)]
     return parts, bits
 
