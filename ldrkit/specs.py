@@ -705,7 +705,7 @@ for _base, _whiches in TEXT_ORACLES.items():
 # `make reproduce` (issue 14's budget: under 3 hours on a 2-core machine): the runs behind each chapter's headline
 # numbers, retrained on two one-thread workers. Their stored wall times (one thread each, beside another run, AMD
 # EPYC AVX-512) add up to about 3.2 hours, about 1.6 hours on two workers; `make reproduce-all` retrains every
-# stored run (about 11.5 hours of stored wall time: the symbol-conditioned remedy runs alone take 3.4 hours).
+# stored run (about 12.7 hours of stored wall time: the symbol-conditioned remedy runs alone take 3.4 hours).
 REPRODUCE_HEADLINE = ("parity-mlp-L16", "parity-mlp-L8", "parity-mlp-L16-oracle-rule", "parity-mlp-L16-oracle-product",
                       "parity-mlp-L16-oracle-memoriser", "parity-parens-L16-unet", "parity-parens-L16-dit",
                       "parity-parens-L8-unet-n8", "dyck-parens-unet", "dyck-parens-dit", "quarter-digits-unet",
