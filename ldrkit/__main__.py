@@ -154,8 +154,7 @@ def reproduce(args) -> str:
     if args.headline and args.names:
         raise ValueError("give either experiment names or --headline, not both")
     names = list(REPRODUCE_HEADLINE) if args.headline else args.names or None
-    todo = names or sorted({p["experiment"] for p in experiments.stored_runs()
-                            if p["profile"] == args.profile and p["seed"] == args.seed})
+    todo = names or experiments.stored_names(args.profile, args.seed)
     _, seconds = experiments.plan(experiments.stored_wall_seconds(todo, args.profile, args.seed), args.workers)
     print(f"reproducing {len(todo)} runs on {args.workers} worker(s): about {seconds / 3600:.1f} h projected from "
           "their stored wall times (one thread each, recorded beside another run)", file=sys.stderr, flush=True)

@@ -152,8 +152,7 @@ def reproduce(names: list[str] | None = None, profile: str = "cpu", seed: int = 
     finished fresh runs in OUT are reused)."""
     check_profile(profile)
     out = Path(out)
-    stored = {p["experiment"]: p for p in stored_runs() if p["profile"] == profile and p["seed"] == seed}
-    names = names or sorted(stored)
+    names = names or stored_names(profile, seed)
     if not names:
         raise FileNotFoundError(f"the results store holds no {profile} run of seed {seed}")
     before = {}
@@ -174,6 +173,11 @@ def reproduce(names: list[str] | None = None, profile: str = "cpu", seed: int = 
         table = compare_table([(n, before[n], done[n]) for n in names if n in done])
         atomic_write(out / "reproduce.md", f"# Stored against fresh runs ({profile}, seed {seed})\n\n{table}")
     return compare_table([(n, before[n], done[n]) for n in names])
+
+
+def stored_names(profile: str, seed: int = 0) -> list[str]:
+    """The experiments the results store holds a run of at `profile` and `seed`, sorted."""
+    return sorted({p["experiment"] for p in stored_runs() if p["profile"] == profile and p["seed"] == seed})
 
 
 def stored_wall_seconds(names: list[str], profile: str = "cpu", seed: int = 0) -> dict[str, float]:

@@ -75,10 +75,9 @@ def test_the_memoriser_sits_at_one_on_its_own_ruler(smoke):
 
 
 def test_smoke_equal_step_rows(smoke):
-    runs, ldr = smoke["runs"], smoke["ldr"]
+    runs = smoke["runs"]
     full = {key: by_size[max(by_size)] for key, by_size in runs.items()}
-    rows = tl.equal_step_rows(smoke["small"], full, {key: ldr[key][max(by_size)] for key, by_size in runs.items()},
-                              "smoke")
+    rows = tl.equal_step_rows(smoke["small"], full, "smoke")
     assert [(r["language"], r["step"]) for r in rows] == [(k, s) for k in ("english", "chinese") for s in (0, 15, 30)]
     assert set(tl.last_verdicts(rows)) == {"english", "chinese"}
     assert all(r["raw LDR"].startswith(("lower", "higher", "no difference")) for r in rows)

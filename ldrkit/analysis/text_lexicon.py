@@ -199,21 +199,19 @@ def full_runs(profile: str) -> dict[str, list[Run]]:
             for key, name in TEXT_RUNS.items()}
 
 
-def equal_step_rows(small: dict[str, list[Run]], full: dict, full_ldr: dict[str, list[dict]] | None = None,
-                    profile: str = "cpu") -> list[dict]:
+def equal_step_rows(small: dict[str, list[Run]], full: dict, profile: str = "cpu") -> list[dict]:
     """At every step where the full runs kept a checkpoint: the small-lexicon runs (mean over seeds ± s.e.) against
     the full runs (a run, or a list of seeds: mean ± s.e. likewise), trained for the same steps, so that a difference
     is not the training time's doing. Per row: the in-dataset shares; the raw x0-LDR at LEVEL and its verdict
     ("lower when memorising" beyond LDR_SIGMAS s.e.); each run's exact memoriser's LDR; the position
-    `toward_memoriser` and its verdict ("closer to its memoriser when memorising"). `full_ldr`: the single full
-    run's `ldr_rows` when the caller has them (else read per run, cached)."""
+    `toward_memoriser` and its verdict ("closer to its memoriser when memorising"). Every run's LDR is
+    `ldr_rows` (cached in the run)."""
     rows = []
     for key, runs in small.items():
         per_seed = [{r["step"]: r for r in ldr_rows(run, profile)} for run in runs]
         mems = [memoriser_ldr(run, profile) for run in runs]
         fulls = _as_seeds(full[key])
-        full_per_seed = [{r["step"]: r for r in (full_ldr[key] if full_ldr is not None and len(fulls) == 1
-                                                  else ldr_rows(run, profile))} for run in fulls]
+        full_per_seed = [{r["step"]: r for r in ldr_rows(run, profile)} for run in fulls]
         full_mems = [memoriser_ldr(run, profile) for run in fulls]
         for step in sorted(set.intersection(*(set(s) for s in full_per_seed))):
             if not all(step in s for s in per_seed):

@@ -15,13 +15,12 @@ from ..runs import Run
 from .coupling_report import oracle_calibration
 from .memorisation import before_onset, onset_step
 from .stats import seed_mean, sign_verdict
-from .training_control import clearest_level, control, kappa_rows, plot_control
+from .training_control import clearest_level, control, kappa_rows, oracle_references, plot_control
 
 SIGMAS = 2.0          # a change (or a distance from the memoriser) counts beyond this many standard errors
 MEMORISER_FLOOR = 0.1  # kappa can test "memorising couples the symbols" only where the exact memoriser's kappa
                        # exceeds this by SIGMAS s.e.; below, a perfect memoriser would read as local too
 CALIBRATION_INPUTS = {"smoke": 2, "cpu": 16, "paper": 16}  # noised inputs of the oracle calibration (cached in runs)
-REFERENCES = ("memoriser", "linear")
 PARITY = "parity parentheses L=8 UNet, n = 8"  # the model whose seeds also give the parity residual
 
 
@@ -33,17 +32,14 @@ def _kappa(evaluation: dict, level: str) -> tuple[float, float]:
 
 
 def seed_rows(runs: dict[int, Run], level: str) -> list[dict]:
-    """One row per seed: the onset step (None if memorisation never set in), kappa ± s.e. at the last evaluation
-    before the onset and at the end, and the in-dataset share of all samples at both."""
+    """One row per seed: the onset step (None if memorisation never set in) and kappa ± s.e. at the last evaluation
+    before the onset and at the end."""
     rows = []
     for seed, run in runs.items():
         ev = run.evaluations
-        before, end = before_onset(ev), ev[-1]
-        (kb, sb), (ke, se) = _kappa(before, level), _kappa(end, level)
-        rows.append({"seed": seed, "onset": onset_step(ev), "before step": int(before["step"]),
-                     "kappa before": kb, "se before": sb, "end step": int(end["step"]), "kappa end": ke, "se end": se,
-                     "in-dataset before": before["categories"]["in_dataset"],
-                     "in-dataset end": end["categories"]["in_dataset"]})
+        (kb, sb), (ke, se) = _kappa(before_onset(ev), level), _kappa(ev[-1], level)
+        rows.append({"seed": seed, "onset": onset_step(ev), "kappa before": kb, "se before": sb,
+                     "kappa end": ke, "se end": se})
     return rows
 
 
@@ -79,8 +75,7 @@ def references(run: Run, level: str, profile: str) -> dict[str, tuple[float, flo
     """kappa ± s.e. of the exact memoriser and the optimal linear denoiser of the run's training set at `level`,
     on the oracle calibration's inputs (cached in the run: coupling_calibration.json); absent where not separable."""
     cal = oracle_calibration(run, n=CALIBRATION_INPUTS[profile], levels=(float(level),), method="exact")
-    found = {name: (cal["kappa"].get(name) or {}).get(level) for name in REFERENCES}
-    return {name: (float(r["value"]), float(r["se"])) for name, r in found.items() if r and r["value"] is not None}
+    return oracle_references({"run": cal}, level)["run"]
 
 
 def analyse(runs_by_model: dict[str, dict[int, Run]], profile: str) -> dict[str, dict]:
@@ -94,10 +89,10 @@ def analyse(runs_by_model: dict[str, dict[int, Run]], profile: str) -> dict[str,
             out[label] = {"level": None}
             continue
         refs = references(runs[min(runs)], level, profile)
-        seeds = seed_rows(runs, level)
-        out[label] = {"level": level, "rows": kappa_rows(runs, level), "seeds": seeds, "references": refs,
+        seeds, rows = seed_rows(runs, level), kappa_rows(runs, level)
+        out[label] = {"level": level, "rows": rows, "seeds": seeds, "references": refs,
                       "transition": transition(seeds, refs.get("memoriser")),
-                      "control": control(kappa_rows(runs, level), rule_key="in_dataset")}
+                      "control": control(rows, rule_key="in_dataset")}
     return out
 
 
