@@ -24,7 +24,8 @@ from .specs import (EXPERIMENTS, PROFILES, Experiment, UnknownNameError, check_p
                     merge, resolve_profile, spec_hash)
 from .stairs import run_stairs
 from .train import is_main_process
-from .store import code_version, compare_table, find_stored, restore_run, stale_stored, stored_dir, stored_runs
+from .store import (code_version, compare_table, find_stored, restore_run, stale_stored, stored_dir, stored_runs,
+                    top_up_restored)
 
 MAX_SEED = 2**31 - 1
 
@@ -82,6 +83,9 @@ def run_experiment(name: str, profile: str, seed: int = 0, out: Path | str | Non
     digest = spec_hash(config)
     main = is_main_process()  # under `accelerate launch` only rank 0 touches the folder
     if run.is_finished() and run.hash == digest and not fresh:
+        stored = find_stored(name, profile, seed, digest) if use_store and run.restored_from else None
+        if stored is not None and is_main_process():
+            top_up_restored(stored, out)
         return run.found_metrics()
     if not main:
         return _run_and_record(experiment, name, profile, seed, config, run, progress)

@@ -10,7 +10,8 @@ had uncommitted changes), the spec hash that made it, and the SHA-256 of every s
 Guarantees: `store_run` refuses a run whose spec hash is not the current code's and a source
 that is the store itself, and writes into a temporary folder renamed into place (an interrupted
 store leaves the old stored run intact). `restore_run` checks every file against its recorded
-digest and refuses a stored run that does not match, naming the file.
+digest and refuses a stored run that does not match, naming the file; `top_up_restored` brings a folder
+restored earlier the files (caches) stored since.
 """
 from __future__ import annotations
 
@@ -177,6 +178,29 @@ def restore_run(stored: Path, out: Path) -> dict:
     run = Run(out)
     run.mark_restored(stored)  # metrics.json stays byte for byte the stored one
     return run.found_metrics()
+
+
+def top_up_restored(stored: Path, out: Path) -> list[str]:
+    """Copy into a restored run folder the stored files it lacks (caches stored after it was restored, which a
+    chapter that only reads caches would otherwise miss), each checked against its recorded digest. Files the
+    folder already has are left alone: its own caches may hold more than the store's. Nothing is copied unless the
+    folder's metrics.json is the stored one (the same training, not a retrained run stored under the same spec).
+    Returns what was copied."""
+    recorded = read_json(stored / "provenance.json").get("files") or {}
+    if recorded.get("metrics.json") != file_digest(out / "metrics.json"):
+        return []
+    copied = []
+    for rel, digest in sorted(recorded.items()):
+        target = out / rel
+        if target.exists():
+            continue
+        if file_digest(stored / rel) != digest:
+            raise RunFolderError(f"{stored / rel} does not match the digest in its provenance.json (changed by hand or "
+                                 "corrupted); restore it with git or retrain and store the run")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(stored / rel, target)
+        copied.append(rel)
+    return copied
 
 
 def stored_runs(root: Path | None = None) -> list[dict]:

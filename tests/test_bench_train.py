@@ -93,15 +93,29 @@ def _before_after():
 
 def test_before_after_medians_and_ratios():
     ba = _before_after()
-    row = lambda sps, s, ldr: {"x": {"steps_per_second": sps, "sample_batch_seconds": s, "eval_ldr_seconds": ldr}}
-    runs = {"before": [row(2.0, 10.0, 5.0), row(4.0, 30.0, 5.0), row(3.0, 20.0, None)],
-            "after": [row(6.0, 10.0, 2.5), row(6.0, 10.0, 2.5), row(5.0, 5.0, 2.5)]}
-    [summary] = ba.summarise(runs, ["x"])
+    row = lambda sps, s: {"x": {"steps_per_second": sps, "sample_batch_seconds": s}}
+    runs = {"before": [row(2.0, 10.0), row(4.0, 30.0), row(3.0, None)],
+            "after": [row(6.0, 10.0), row(6.0, 10.0), row(5.0, 5.0)]}
+    ldr_calls = {"x": {"before": [5.0, 4.0, 6.0], "after": [2.5, 2.0, 9.0]}}
+    [summary] = ba.summarise(runs, ["x"], ldr_calls)
     assert summary["steps_per_second"] == {"before": 3.0, "after": 6.0, "after/before": 2.0}
-    assert summary["sample_batch_seconds"]["after/before"] == 0.5
-    assert summary["eval_ldr_seconds"] == {"before": 5.0, "after": 2.5, "after/before": 0.5}   # None skipped
-    table = ba.markdown([summary], "old", "new", 3, 100, "cpu")
+    assert summary["sample_batch_seconds"] == {"before": 20.0, "after": 10.0, "after/before": 0.5}   # None skipped
+    assert summary["ldr_level_seconds"] == {"before": 5.0, "after": 2.5, "after/before": 0.5}   # medians of the calls
+    table = ba.markdown([summary], "old", "new", 3, 100, "cpu", 3)
     assert "| x | 3.0 | 6.0 | 2.0 |" in table and "Medians of 3 alternating rounds" in table
+    assert "median of 3 alternating calls" in table
+
+
+def test_before_after_times_both_ldr_probes_in_one_process(tmp_path):
+    """The older tree's ldr module loads as ldrkit_before beside this checkout's and both are timed on one model."""
+    ba = _before_after()
+    before = ba.load_before_ldr(ba.checkout("HEAD", tmp_path / "tree"))
+    from ldrkit import ldr as after
+    assert before.__name__ == "ldrkit_before.ldr" and before.__file__.startswith(str(tmp_path))
+    assert before.ldr is not after.ldr
+    seconds = ba.ldr_seconds(before, "parity-parens-L16-dit", "smoke", calls=2)
+    assert {k: len(v) for k, v in seconds.items()} == {"before": 2, "after": 2}
+    assert all(s > 0 for v in seconds.values() for s in v)
 
 
 def test_before_after_checks_out_the_old_tree(tmp_path):

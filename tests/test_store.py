@@ -1,5 +1,6 @@
 """The results store: a stored run is reused when its config hash matches and retrained when the config changes."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -49,6 +50,29 @@ def test_stored_run_is_restored_without_training(tiny, tmp_path):
     store.store_run(again["run_dir"])
     assert (stored / "metrics.json").read_bytes() == before and not list(stored.glob("restored*"))
     store.verify_stored(stored)
+
+
+def test_a_restored_folder_gains_the_caches_stored_after_it(tiny, tmp_path):
+    """A folder restored before a cache was stored (a chapter reading caches only would miss it) is topped up on the
+    next run_experiment; a file it already has is left as it is, and a folder of another training gets nothing."""
+    trained = run_experiment("tiny-store-test", "smoke", 0, progress=False)
+    stored = store.store_run(trained["run_dir"])
+    (tmp_path / "runs").rename(tmp_path / "trained")
+    restored = run_experiment("tiny-store-test", "smoke", 0, progress=False)["run_dir"]
+    assert not (Path(restored) / "ldr_over_training.json").exists()
+    rows = ldr_over_training(tmp_path / "trained" / "tiny-store-test" / "smoke-seed0", n=2)
+    store.store_run(tmp_path / "trained" / "tiny-store-test" / "smoke-seed0")   # the store gains the cache
+    run_experiment("tiny-store-test", "smoke", 0, progress=False)
+    assert json.loads((Path(restored) / "ldr_over_training.json").read_text()) == \
+        json.loads((stored / "ldr_over_training.json").read_text())
+    assert ldr_over_training(restored, n=2) == rows
+    (Path(restored) / "ldr_over_training.json").write_text("{}")   # a file the folder has is its own
+    assert store.top_up_restored(stored, Path(restored)) == []
+    assert (Path(restored) / "ldr_over_training.json").read_text() == "{}"
+    other = tmp_path / "other"
+    (other).mkdir()
+    (other / "metrics.json").write_text("{}")
+    assert store.top_up_restored(stored, other) == []
 
 
 def test_changed_config_is_retrained_and_the_old_run_moved_aside(tiny, tmp_path):
