@@ -52,15 +52,21 @@ def fresh_one(name: str, profile: str, seed: int, out: str) -> dict:
     return run_experiment(name, profile, seed, out=out, progress=False, use_store=False)
 
 
+def _pooled(fn, calls: dict, workers: int):
+    """`fn(*args)` for each `key: args` of `calls` on `workers` spawned one-thread processes, submitted in the
+    dict's order; yields (key, result) as each finishes."""
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_one_thread) as pool:
+        futures = {pool.submit(fn, *args): key for key, args in calls.items()}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
 def pooled_fresh(profile: str, seed: int, workers: int):
     """`experiments.reproduce`'s `fresh` on `workers` one-thread processes: the runs start longest first (by the
     stored wall times, `experiments.plan`) and are yielded as each finishes."""
     def fresh(names, out):
         order, _ = plan(stored_wall_seconds(names, profile, seed), workers)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_one_thread) as pool:
-            futures = {pool.submit(fresh_one, name, profile, seed, str(out / name)): name for name in order}
-            for future in as_completed(futures):
-                yield futures[future], future.result()
+        yield from _pooled(fresh_one, {name: (name, profile, seed, str(out / name)) for name in order}, workers)
     return fresh
 
 
@@ -86,12 +92,9 @@ def run_grid(names: list[str], profile: str, seeds: list[int], workers: int = 1,
             results[(name, seed)] = run_one(name, profile, seed, store)
             echo(f"done {name} seed {seed}")
     else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_one_thread) as pool:
-            futures = {pool.submit(run_one, name, profile, seed, store): (name, seed) for name, seed in grid}
-            for future in as_completed(futures):
-                name, seed = futures[future]
-                results[(name, seed)] = future.result()
-                echo(f"done {name} seed {seed} ({len(results)}/{len(grid)})")
+        for (name, seed), metrics in _pooled(run_one, {(n, s): (n, profile, s, store) for n, s in grid}, workers):
+            results[(name, seed)] = metrics
+            echo(f"done {name} seed {seed} ({len(results)}/{len(grid)})")
     return [results[key] for key in grid]
 
 

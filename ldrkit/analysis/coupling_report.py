@@ -28,6 +28,8 @@ NETWORK = "network"
 CALIBRATION_ORDER = ("rule", "product", "memoriser", "linear", NETWORK)
 VERDICT_MIDPOINT = 0.5  # kappa below (above) this, by VERDICT_SE s.e., is "closer to the product (rule)" at a level
 VERDICT_SE = 2.0        # standard errors between kappa and the midpoint for a side; kappa + this many s.e. is "at most"
+CALIBRATION_INPUTS = {"smoke": 2, "cpu": 16, "paper": 16}  # noised inputs per level of the calibrations the stored
+#                                                          runs cache (second act, real text): part of the cache key
 PLOT_ORDER = (NETWORK, "memoriser", "linear")  # the denoisers `plot_calibration` places on the ruler by default
 
 

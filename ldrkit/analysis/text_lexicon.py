@@ -21,7 +21,7 @@ from ..experiments import get_run
 from ..runs import Run
 from ..specs import TEXT_LEXICON_SWEEP, get_experiment
 from ..yardsticks import build_oracle
-from .coupling_report import oracle_calibration
+from .coupling_report import CALIBRATION_INPUTS, oracle_calibration
 from .memorisation import onset_step
 from .overtraining import ldr_over_training
 from .stats import seed_mean, share, sign_verdict  # noqa: F401  (seed_mean: tl.seed_mean)
@@ -252,13 +252,12 @@ def last_verdicts(rows: list[dict], column: str = "on the memoriser ruler") -> d
 
 # --- the calibrated coupling score on English (kappa, `ldrkit.coupling`) ---------------------------------------
 KAPPA_LEVELS = (0.4, 0.45)   # the English oracles are separable only near here (the rule's signal is ~1e-3)
-KAPPA_INPUTS = {"smoke": 2, "cpu": 16, "paper": 16}
 KAPPA_SHOWN = ("network", "linear", "memoriser")
 
 
 def _calibration(run: Run, profile: str) -> dict:
     """`oracle_calibration` of the run's last checkpoint at KAPPA_LEVELS (the cache the stored runs hold)."""
-    return oracle_calibration(run, n=KAPPA_INPUTS[profile], levels=KAPPA_LEVELS, method="exact")
+    return oracle_calibration(run, n=CALIBRATION_INPUTS[profile], levels=KAPPA_LEVELS, method="exact")
 
 
 def kappa_rows(runs: dict[str, Run], profile: str) -> list[dict]:

@@ -276,13 +276,20 @@ def reference_rows(references: dict[str, dict[str, tuple]]) -> list[dict]:
             for g, refs in references.items()]
 
 
+REFERENCE_STYLES = {"memoriser": ":", "linear": "-."}  # line styles of the exact references' kappa levels
+
+
+def reference_line(ax, name: str, value: float, label: str | None = None) -> None:
+    """An exact reference denoiser's kappa as a grey horizontal level (memoriser dotted, linear dash-dot)."""
+    ax.axhline(value, color="grey", lw=0.9, ls=REFERENCE_STYLES.get(name, ":"), label=label)
+
+
 def plot_cross(rows: list[dict], level: str | None, ax_kappa, ax_rule, references: dict | None = None) -> None:
     """kappa (± s.e.) and rule-following above chance over training, one series per grammar and seed; with
     `references` (`oracle_references`), each grammar's memoriser and linear denoiser as dotted levels."""
-    styles = {"memoriser": ":", "linear": "-."}
     for grammar, refs in (references or {}).items():
         for name, (value, _se) in refs.items():
-            ax_kappa.axhline(value, color="grey", lw=0.9, ls=styles.get(name, ":"))
+            reference_line(ax_kappa, name, value)
             if abs(value) < LABEL_MIN:  # on the product's 0 line: drawn, not labelled (the labels would overprint)
                 continue
             ax_kappa.annotate(f"{grammar}: {name}", (0.02, value), xycoords=("axes fraction", "data"), fontsize=7,

@@ -12,15 +12,14 @@ from __future__ import annotations
 import math
 
 from ..runs import Run
-from .coupling_report import oracle_calibration
+from .coupling_report import CALIBRATION_INPUTS, oracle_calibration
 from .memorisation import before_onset, onset_step
 from .stats import seed_mean, sign_verdict
-from .training_control import clearest_level, control, kappa_rows, oracle_references, plot_control
+from .training_control import clearest_level, control, kappa_rows, oracle_references, plot_control, reference_line
 
 SIGMAS = 2.0          # a change (or a distance from the memoriser) counts beyond this many standard errors
 MEMORISER_FLOOR = 0.1  # kappa can test "memorising couples the symbols" only where the exact memoriser's kappa
                        # exceeds this by SIGMAS s.e.; below, a perfect memoriser would read as local too
-CALIBRATION_INPUTS = {"smoke": 2, "cpu": 16, "paper": 16}  # noised inputs of the oracle calibration (cached in runs)
 PARITY = "parity parentheses L=8 UNet, n = 8"  # the model whose seeds also give the parity residual
 
 
@@ -134,13 +133,12 @@ def sentence(label: str, a: dict) -> str:
 def plot(analysis: dict[str, dict], axes) -> None:
     """One row of axes per model: kappa ± s.e. per seed over training with the memoriser (dotted) and the linear
     denoiser (dash-dot) as levels, and the in-dataset share of legible samples."""
-    styles = {"memoriser": ":", "linear": "-."}
     for (label, a), (ax_k, ax_r) in zip(analysis.items(), axes):
         if a["level"] is None:
             ax_k.set_title(f"{label}: not separable")
             continue
         for name, (value, _se) in a["references"].items():
-            ax_k.axhline(value, color="grey", lw=0.9, ls=styles[name], label=f"{name} (exact)")
+            reference_line(ax_k, name, value, label=f"{name} (exact)")
         plot_control(a["rows"], a["level"], ax_k, ax_r, rule_key="in_dataset")
         ax_k.set_title(f"{label}: κ (0 product, 1 rule)", fontsize=9)
         ax_r.set_title(f"{label}: memorisation", fontsize=9)
