@@ -1,0 +1,55 @@
+"""The first act over seeds: the verdict against independent symbols, per seed and pooled (ldrkit.analysis.first_act)."""
+import math
+
+import pytest
+
+from ldrkit.analysis import first_act as F
+from ldrkit.analysis.stats import wilson
+
+
+class FakeRun:
+    """What first_act reads of a run: metrics (experiment, seed), evaluations and the sample count."""
+
+    def __init__(self, experiment, seed, evaluations, n=256):
+        self.metrics = {"experiment": experiment, "seed": seed}
+        self.evaluations, self.final = evaluations, evaluations[-1]
+        self.config = {"eval": {"num_samples": n}}
+
+
+def ev(step, invalid, hallucination, n=256):
+    """An evaluation with the given counts of invalid and hallucinated samples out of n (the rest in-dataset)."""
+    return {"step": step, "categories": {"invalid": invalid / n, "hallucination": hallucination / n,
+                                         "in_dataset": (n - invalid - hallucination) / n, "extrapolation": 0.0}}
+
+
+def test_verdict_against_chance():
+    assert F.verdict(0.4, 0.45, 0.55, 0.5) == "symbols not learned"
+    assert F.verdict(0.9, math.nan, math.nan, 0.5) == "symbols not learned"
+    assert F.verdict(0.9, 0.45, 0.55, 0.5) == "rule not learned (at chance)"
+    assert F.verdict(0.9, 0.30, 0.45, 0.5).startswith("rule partly learned")
+    assert F.verdict(0.9, 0.55, 0.70, 0.5) == "rule not learned (broken more than chance)"
+
+
+def test_model_row_pools_the_seeds_legible_samples(monkeypatch):
+    monkeypatch.setattr(F, "chance_breaking", lambda run: 0.5)
+    # Parity is read at the end: 200 legible per seed, 100 / 110 / 90 break parity; the peak earlier is ignored.
+    runs = [FakeRun("parity-parens-L16-unet", s, [ev(0, 56, 200), ev(100, 56, k)]) for s, k in enumerate((100, 110, 90))]
+    row = F.model_row("parity", runs)
+    assert row["seeds"] == 3 and row["read at"] == "end" and row["steps"] == "100/100/100"
+    assert row["legible"] == pytest.approx(600 / 768) and row["pooled"] == pytest.approx(300 / 600)
+    assert (row["low"], row["high"]) == pytest.approx(wilson(300, 600))
+    assert row["mean"] == pytest.approx(0.5)
+    # The seeds' spread (s.d. 0.05 / sqrt(3) = 0.029) is larger than the propagated binomial error (0.020).
+    binomial = math.sqrt(sum(p * (1 - p) / 200 for p in (0.5, 0.55, 0.45))) / 3
+    assert binomial < row["se"] == pytest.approx(0.05 / math.sqrt(3))
+    assert row["verdict"] == "rule not learned (at chance)" and row["seeds not learning the rule"] == 3
+
+
+def test_dyck_and_quarter_are_read_at_the_hallucination_phase(monkeypatch):
+    monkeypatch.setattr(F, "chance_breaking", lambda run: 0.8)
+    # The phase is the evaluation with the most hallucinated samples of all (step 50), not the last.
+    run = FakeRun("dyck-parens-unet", 0, [ev(0, 250, 6), ev(50, 56, 120), ev(100, 56, 40)])
+    row = F.model_row("Dyck", [run])
+    assert row["read at"] == "phase" and row["steps"] == "50" and row["pooled"] == pytest.approx(120 / 200)
+    assert row["verdict"].startswith("rule partly learned") and row["seeds not learning the rule"] == 0
+    assert "1 seeds" in F.sentence([row]) and F.sentence([row]).startswith("0 of 1 models")
