@@ -52,4 +52,18 @@ def test_dyck_and_quarter_are_read_at_the_hallucination_phase(monkeypatch):
     row = F.model_row("Dyck", [run])
     assert row["read at"] == "phase" and row["steps"] == "50" and row["pooled"] == pytest.approx(120 / 200)
     assert row["verdict"].startswith("rule partly learned") and row["seeds not learning the rule"] == 0
+    assert row["seeds without the symbols"] == 0
+    blurred = F.model_row("Quarter", [FakeRun("quarter-digits-dit", 0, [ev(0, 250, 6), ev(50, 200, 50)])])
+    assert blurred["verdict"] == "symbols not learned" and blurred["seeds without the symbols"] == 1
     assert "1 seeds" in F.sentence([row]) and F.sentence([row]).startswith("0 of 1 models")
+
+
+def test_the_seeds_read_at_cpu_are_stored():
+    """The chapters read these seeds at the cpu profile: the results store must give every one (nothing trains)."""
+    from ldrkit.specs import get_experiment, spec_hash
+    from ldrkit.store import find_stored
+    for label, name in F.MODELS.items():
+        for seed in F.seeds(label, "cpu"):
+            digest = spec_hash(get_experiment(name).config("cpu", seed))
+            assert find_stored(name, "cpu", seed, digest) is not None, f"{name} seed {seed} is not stored"
+    assert F.seeds("Dyck UNet", "smoke", seed=3) == (3,) and F.seeds("Dyck UNet", "paper") == (0, 1, 2)

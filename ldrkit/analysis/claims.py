@@ -22,6 +22,7 @@ from ..specs import DIT_KAPPA, KAPPA_CONTROL_LEVEL, SECOND_ACT_KAPPA, SWEEPS, an
 from ..store import find_stored
 from . import memorisation as M
 from . import oracles as O
+from . import first_act as F
 from . import parens as P
 from . import quarter as Q
 from . import samplers as S
@@ -281,13 +282,27 @@ def not_attempted(figure: str, claim: str) -> dict:
     return row(figure, claim, "—", NOT_ATTEMPTED_REASONS[figure], [("", NOT_ATTEMPTED)])
 
 
+def first_act_parts(labels) -> tuple[list[tuple[str, str]], list[str]]:
+    """(parts, texts) of the first act in every stored seed (`first_act`): per model, reproduced when every seed
+    leaves the rule unlearned, partly when some do, not reproduced when none does."""
+    result = F.rows({label: [stored_run(F.MODELS[label], seed=s) for s in F.seeds(label, PROFILE)] for label in labels})
+    parts, texts = [], []
+    for r in result:
+        k, n = r["seeds not learning the rule"], r["seeds"]
+        illegible = f", symbols not learned in {r['seeds without the symbols']}" if r["seeds without the symbols"] else ""
+        parts.append((f"{r['model']} (read at the {r['read at']}): rule unlearned in {k} of {n} seeds{illegible}",
+                      REPRODUCED if k == n else PARTLY if k else NOT_REPRODUCED))
+        texts.append(f"{r['model']} over {n} seeds: {_f(r['pooled'])} {r['95% interval']} of legible break the rule "
+                     f"(independent symbols {_f(r['independent symbols'])})")
+    return parts, texts
+
+
 def fig3(runs, cal) -> dict:
-    parts, bits = [], []
+    parts, bits = first_act_parts(F.PARENS[:2] + F.MLP)  # the rule at chance, in every stored seed
     for name in ("parity-parens-L16-unet", "parity-parens-L16-dit", "parity-mlp-L16"):
         s = P.parity_summary(runs[name])
-        parts.append((f"{name} rule at chance", status_of(s["verdict"])))
-        bits.append(f"{name}: {_f(s['broken_last'])} of legible break parity ({_f(s['broken_min'])}–{_f(s['broken_max'])} "
-                    f"over training)")
+        bits.append(f"{name}, seed 0: {_f(s['broken_last'])} of legible break parity ({_f(s['broken_min'])}–"
+                    f"{_f(s['broken_max'])} over training)")
     for name in ("parity-parens-L8-unet", "parity-mlp-L8"):
         run = runs[name]
         share = in_dataset_among_legible(run.final)
@@ -299,12 +314,11 @@ def fig3(runs, cal) -> dict:
 
 
 def fig4(runs, cal) -> dict:
-    parts, bits = [], []
+    parts, bits = first_act_parts(F.QUARTER)  # the hallucination phase, in every stored seed
     for label, name in (("UNet", "quarter-digits-unet"), ("DiT", "quarter-digits-dit")):
         run = runs[name]
         phase, final = Q.phase_step(run.evaluations), run.final
-        parts.append((f"{label} hallucination phase", status_of(Q.phase_verdict(phase))))
-        bits.append(f"{label}: peak hallucination {_f(phase['categories']['hallucination'])} at step {phase['step']} "
+        bits.append(f"{label}, seed 0: peak hallucination {_f(phase['categories']['hallucination'])} at step {phase['step']} "
                     f"(legible {_f(legible(phase))}), in-dataset {_f(final['categories']['in_dataset'])} at step {final['step']}")
     dit = runs["quarter-digits-dit"].final
     parts.append(("DiT memorises", REPRODUCED if Q.memorised(dit) else NOT_REPRODUCED))
@@ -555,13 +569,10 @@ def fig23(runs, cal) -> dict:
 
 
 def claim_phases(runs, cal) -> dict:
-    mlp = P.parity_summary(runs["parity-mlp-L16"])
-    qd = Q.phase_step(runs["quarter-digits-unet"].evaluations)
-    parts = [("parity MLP L=16", status_of(mlp["verdict"])), ("Quarter-MNIST UNet", status_of(Q.phase_verdict(qd)))]
+    parts, texts = first_act_parts(F.MLP + ("Quarter UNet",))  # in every stored seed
     text_parts, _ = _text_parts(runs)
     parts += text_parts
-    measured = (f"MLP L=16: legible {_f(mlp['legible_last'])}, {_f(mlp['broken_last'])} of legible break parity at the end; "
-                f"Quarter-MNIST UNet: {_f(broken_among_legible(qd))} of legible break the rule at step {qd['step']}")
+    measured = "; ".join(texts)
     return row("§4.2", "Models learn the symbols before the rule and pass through a hallucination phase",
                "parity-mlp, parentheses, quarter-digits, real-text", measured, parts)
 
