@@ -43,6 +43,7 @@ def test_model_row_pools_the_seeds_legible_samples(monkeypatch):
     binomial = math.sqrt(sum(p * (1 - p) / 200 for p in (0.5, 0.55, 0.45))) / 3
     assert binomial < row["se"] == pytest.approx(0.05 / math.sqrt(3))
     assert row["verdict"] == "rule not learned (at chance)" and row["seeds not learning the rule"] == 3
+    assert F.sentence([row]) == "1 of 1 models leave the rule unlearned in every seed read (parity, 3 seeds)"
 
 
 def test_dyck_and_quarter_are_read_at_the_hallucination_phase(monkeypatch):
@@ -55,7 +56,7 @@ def test_dyck_and_quarter_are_read_at_the_hallucination_phase(monkeypatch):
     assert row["seeds without the symbols"] == 0
     blurred = F.model_row("Quarter", [FakeRun("quarter-digits-dit", 0, [ev(0, 250, 6), ev(50, 200, 50)])])
     assert blurred["verdict"] == "symbols not learned" and blurred["seeds without the symbols"] == 1
-    assert "1 seeds" in F.sentence([row]) and F.sentence([row]).startswith("0 of 1 models")
+    assert F.sentence([row]) == "0 of 1 models leave the rule unlearned in every seed read"
 
 
 def test_the_seeds_read_at_cpu_are_stored():

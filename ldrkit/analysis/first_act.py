@@ -117,7 +117,7 @@ def table_rows(result: list[dict]) -> list[dict]:
 
 def sentence(result: list[dict]) -> str:
     """One sentence for the prose: how many models leave the rule at chance in every seed."""
-    whole = [r["model"] for r in result if r["seeds not learning the rule"] == r["seeds"]]
-    seeds = sorted({r["seeds"] for r in result})
-    return (f"{len(whole)} of {len(result)} models leave the rule unlearned in every one of their "
-            f"{'/'.join(map(str, seeds))} seeds" + (f" ({', '.join(whole)})" if whole else ""))
+    whole = [f"{r['model']}, {r['seeds']} seed{'s' if r['seeds'] > 1 else ''}" for r in result
+             if r["seeds not learning the rule"] == r["seeds"]]
+    return (f"{len(whole)} of {len(result)} models leave the rule unlearned in every seed read"
+            + (f" ({'; '.join(whole)})" if whole else ""))
