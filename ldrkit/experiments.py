@@ -84,7 +84,7 @@ def run_experiment(name: str, profile: str, seed: int = 0, out: Path | str | Non
     main = is_main_process()  # under `accelerate launch` only rank 0 touches the folder
     if run.is_finished() and run.hash == digest and not fresh:
         stored = find_stored(name, profile, seed, digest) if use_store and run.restored_from else None
-        if stored is not None and is_main_process():
+        if stored is not None and main:
             top_up_restored(stored, out)
         return run.found_metrics()
     if not main:

@@ -128,6 +128,12 @@ def store_run(run_dir: Path | str, root: Path | None = None, samples_per_step: i
     return dest
 
 
+def _altered(path: Path) -> RunFolderError:
+    """The error for a stored file whose SHA-256 is not the one its provenance.json records."""
+    return RunFolderError(f"{path} does not match the digest in its provenance.json (changed by hand or corrupted); "
+                          "restore it with git or retrain and store the run")
+
+
 def verify_stored(stored: Path) -> dict:
     """The provenance of a stored run after checking every file against its recorded SHA-256."""
     provenance = read_json(stored / "provenance.json")
@@ -139,8 +145,7 @@ def verify_stored(stored: Path) -> dict:
         if rel not in found:
             raise RunFolderError(f"{stored / rel} is missing from the results store; restore it with git")
         if found[rel] != digest:
-            raise RunFolderError(f"{stored / rel} does not match the digest in its provenance.json (changed by hand or "
-                                 "corrupted); restore it with git or retrain and store the run")
+            raise _altered(stored / rel)
     check_metrics(read_json(stored / "metrics.json"), stored / "metrics.json")
     return provenance
 
@@ -195,8 +200,7 @@ def top_up_restored(stored: Path, out: Path) -> list[str]:
         if target.exists():
             continue
         if file_digest(stored / rel) != digest:
-            raise RunFolderError(f"{stored / rel} does not match the digest in its provenance.json (changed by hand or "
-                                 "corrupted); restore it with git or retrain and store the run")
+            raise _altered(stored / rel)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(stored / rel, target)
         copied.append(rel)

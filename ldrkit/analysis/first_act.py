@@ -84,6 +84,7 @@ def seed_verdict(record: dict) -> str:
 def model_row(label: str, runs: list[Run]) -> dict:
     """A model's seeds: per-seed shares, the mean over seeds, the pooled Wilson interval, chance and the verdict."""
     seeds = [seed_record(r) for r in runs]
+    verdicts = [seed_verdict(s) for s in seeds]
     chance = sum(s["chance"] for s in seeds) / len(seeds)
     mean, se = seed_mean([(s["broken"], s["se"]) for s in seeds])
     k, n = sum(s["k_broken"] for s in seeds), sum(s["n_legible"] for s in seeds)
@@ -96,8 +97,8 @@ def model_row(label: str, runs: list[Run]) -> dict:
             "mean ± s.e.": f"{mean:.3f} ± {se:.3f}", "pooled": k / n if n else math.nan,
             "95% interval": f"[{low:.3f}, {high:.3f}]", "independent symbols": chance,
             "verdict": verdict(legible_pooled, low, high, chance),
-            "seeds not learning the rule": sum(seed_verdict(s).startswith("rule not learned") for s in seeds),
-            "seeds without the symbols": sum(seed_verdict(s) == "symbols not learned" for s in seeds),
+            "seeds not learning the rule": sum(v.startswith("rule not learned") for v in verdicts),
+            "seeds without the symbols": verdicts.count("symbols not learned"),
             "mean": mean, "se": se, "low": low, "high": high}
 
 
