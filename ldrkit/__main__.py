@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--threads", type=int, default=None, help="step: torch threads (default: torch's)")
     bench.add_argument("--no-eval", action="store_true", help="step: time the training step only")
     bench.add_argument("--variants", nargs="+", default=None,
-                       help="step: bare-step variants to time (default all: bare fused-adam channels-last compile)")
+                       help="step: bare-step variants to time (default all: bare fused-adam channels-last compile fused+compile bf16)")
     bench.add_argument("--warmup", type=int, default=10, help="train: untimed steps first (default 10)")
     bench.add_argument("--eval-batch", type=int, default=64, help="train: samples in the timed sample batch")
     bench.add_argument("--device", default=None, help="train: cpu or cuda (default $LDRKIT_DEVICE, else cuda if any)")

@@ -34,7 +34,9 @@ SPEEDUPS = {
     "fused-adam": {"fused": True},              # one kernel for the whole parameter update (torch >= 2.4 on CPU)
     "channels-last": {"channels_last": True},  # NHWC convolutions (images only)
     "compile": {"compile": True},              # torch.compile (inductor; the first steps pay the compilation)
-}
+    "fused+compile": {"fused": True, "compile": True},  # the two that each helped, together: the best same-arithmetic step
+    "bf16": {"bf16": True},                    # bf16 autocast of the forward pass: different arithmetic, timed to show
+}                                              # what only a change of precision (a science change) would buy
 """The bare step's variants: keyword arguments of `bare_step`."""
 
 DEFAULT_EXPERIMENTS = ("parity-parens-L16-unet", "parity-parens-L16-dit", "quarter-digits-unet-n32",
@@ -42,8 +44,10 @@ DEFAULT_EXPERIMENTS = ("parity-parens-L16-unet", "parity-parens-L16-dit", "quart
 
 
 def bare_step(model: torch.nn.Module, data: torch.Tensor, schedule, batch_size: int, lr: float, seed: int = 0,
-              fused: bool = False, channels_last: bool = False, compile: bool = False) -> Callable[[], float]:
-    """The eps-loss step (eq. 8) in a plain PyTorch loop: random rows, timesteps and noise, x_t, MSE, Adam."""
+              fused: bool = False, channels_last: bool = False, compile: bool = False, bf16: bool = False
+              ) -> Callable[[], float]:
+    """The eps-loss step (eq. 8) in a plain PyTorch loop: random rows, timesteps and noise, x_t, MSE, Adam (the
+    forward pass under bf16 autocast with `bf16`; the loss in float32)."""
     images = data.dim() == 4
     if channels_last and images:
         model = model.to(memory_format=torch.channels_last)
@@ -61,7 +65,9 @@ def bare_step(model: torch.nn.Module, data: torch.Tensor, schedule, batch_size: 
         x = a.sqrt() * x0 + (1 - a).sqrt() * eps
         if channels_last and images:
             x = x.contiguous(memory_format=torch.channels_last)
-        loss = (forward(x, t) - eps).pow(2).mean()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = forward(x, t)
+        loss = (out.float() - eps).pow(2).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -1,4 +1,5 @@
 """`bench step`: where a run's time goes, exercised at the smoke sizes with a couple of steps."""
+import copy
 import json
 
 import pytest
@@ -21,6 +22,16 @@ def test_the_bare_step_is_the_eps_loss_and_trains():
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
+def test_the_bf16_step_computes_the_same_loss_to_bf16_precision():
+    config = get_experiment("parity-parens-L8-unet").config("smoke", 0)
+    setup = Setup.from_config(config)
+    torch.manual_seed(0)
+    model = setup.build_model(config)
+    exact = bare_step(copy.deepcopy(model), setup.train_data, setup.schedule, 8, 1e-3)()
+    rounded = bare_step(copy.deepcopy(model), setup.train_data, setup.schedule, 8, 1e-3, bf16=True)()
+    assert rounded != exact and abs(rounded - exact) < 0.05 * exact  # same draws; bf16 keeps ~3 significant digits
+
+
 def test_bench_step_times_every_variant_and_every_part_of_an_evaluation():
     row = bench_step("parity-parens-L8-unet", "smoke", steps=1, warmup=0, variants=("bare", "fused-adam"), repeats=2)
     assert set(row["ms_per_step"]) == {"ldrkit", "bare", "fused-adam"}
@@ -33,7 +44,7 @@ def test_bench_step_times_every_variant_and_every_part_of_an_evaluation():
     assert "fused-adam ms" in table and "oracle distances s" in table and "self CPU time" in table
     with pytest.raises(ValueError, match="unknown variant"):
         bench_step("parity-parens-L8-unet", "smoke", steps=1, variants=("warp",), evaluation=False)
-    assert set(SPEEDUPS) >= {"bare", "fused-adam", "channels-last", "compile"}
+    assert set(SPEEDUPS) >= {"bare", "fused-adam", "channels-last", "compile", "fused+compile", "bf16"}
 
 
 def test_bench_step_command_writes_json_and_rejects_unknown_names(tmp_path, capsys):
