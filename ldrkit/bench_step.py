@@ -1,12 +1,14 @@
 """Where a run's time goes (`bench step`): the training step against a bare PyTorch step and its speed-ups, and one
 evaluation split into its parts, at a profile's sizes on this machine.
 
-The training step is timed four ways on the same model, batch and data: ldrkit's own step (`train.make_step`:
-the global batch drawn from a seeded generator, Adam through the Accelerator, loss.item() every step), the bare
-step (the same arithmetic in a plain PyTorch loop: the framework's overhead is the difference), and the bare step
-with each speed-up applied on its own (`SPEEDUPS`). The evaluation is timed part by part as `pipeline.evaluate`
-runs it: sampling, decoding the samples into categories, the LDR at every level, the oracle distances and the
-coupling score where the experiment records them; the evaluation's share of the run is projected from the two:
+The training step is timed on the same model, batch and data: ldrkit's own step (`train.make_step`: the global
+batch drawn from a seeded generator, Adam through the Accelerator, loss.item() every step), the bare step (the same
+arithmetic in a plain PyTorch loop: the framework's overhead is the difference), and the bare step with each
+speed-up (`SPEEDUPS`: each on its own, fused Adam and compile together, and bf16 autocast, which changes the
+arithmetic and is timed only to show what a change of precision would buy). The evaluation is timed part by part as
+`pipeline.evaluate` runs it: sampling, decoding the samples into categories, the LDR at every level, the oracle
+distances and the coupling score where the experiment records them; the evaluation's share of the run is projected
+from the two:
 
     python -m ldrkit bench step [NAME ...] --profile cpu [--steps 40] [--threads N] [--out DIR]
 
