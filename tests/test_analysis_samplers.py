@@ -1,4 +1,5 @@
 """The sampler check: a run's last checkpoint sampled again (cached), both samplers' counts side by side, verdicts."""
+import json
 import math
 
 import pytest
@@ -48,3 +49,26 @@ def test_the_verdicts_read_the_wilson_intervals():
     assert not samplers.second_act_reached(_row(56, 110))  # legible, but most of it hallucinated
     nothing = _row(256, 0)
     assert math.isnan(nothing["hallucination / legible"][0]) and not samplers.rule_share_stable([nothing, ancestral])
+
+
+def test_the_sentence_counts_both_verdicts_over_the_models():
+    ddim, ancestral = _row(160, 36), _row(56, 72)
+    sentence = samplers.shift_sentence({"moved": [ddim, ancestral], "held": [ddim, _row(150, 36)],
+                                        "rule moved": [_row(50, 10), _row(50, 100)]})
+    assert "for 1 of 3 models (moved)" in sentence
+    assert "agrees within the intervals for 2 of 3" in sentence
+    assert "(none)" in samplers.shift_sentence({"held": [ddim, _row(150, 36)]})
+
+
+def test_the_redrawn_runs_read_at_cpu_are_stored_with_their_redraw():
+    """The second-act and real-text chapters redraw these runs at the cpu profile: the store must hold each run with
+    the paper sampler's draw cached (an ancestral draw costs a UNet minutes)."""
+    from ldrkit.analysis.text_report import TEXT_RUNS
+    from ldrkit.files import read_json
+    from ldrkit.specs import FIRST_ACT_SAMPLER_CHECK, get_experiment, spec_hash
+    from ldrkit.store import find_stored
+    for name in [*FIRST_ACT_SAMPLER_CHECK.values(), *TEXT_RUNS.values()]:
+        path = find_stored(name, "cpu", 0, spec_hash(get_experiment(name).config("cpu", 0)))
+        assert path is not None and (path / "resampled.json").exists(), f"{name} seed 0: no stored redraw"
+        keys = [json.loads(k) for k in read_json(path / "resampled.json")["entries"]]
+        assert {"sampler": "ddpm", "num_steps": None} in [{k: key[k] for k in ("sampler", "num_steps")} for key in keys]

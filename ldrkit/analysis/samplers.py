@@ -91,6 +91,16 @@ def rule_share_stable(pair: list[dict]) -> bool:
     return not any(math.isnan(v) for v in (*a, *b)) and not _disjoint(a, b)
 
 
+def shift_sentence(by_model: dict[str, list[dict]]) -> str:
+    """The two verdicts over the models of `pairs`: whose invalid share moved beyond both intervals, and for how
+    many the hallucinated share of legible samples agreed within them."""
+    shifted = [m for m, pair in by_model.items() if legibility_shift(pair)]
+    stable = [m for m, pair in by_model.items() if rule_share_stable(pair)]
+    return (f"the invalid share moves beyond both intervals for {len(shifted)} of {len(by_model)} models "
+            f"({', '.join(shifted) or 'none'}); the rule-breaking share of legible samples agrees within the "
+            f"intervals for {len(stable)} of {len(by_model)}")
+
+
 def second_act_reached(row: dict, bar: dict = SECOND_ACT) -> bool:
     """Issue 14's bar on one row: invalid below 0.3 and at least half the legible samples training combinations."""
     return row["invalid"][0] < bar["invalid below"] and row["in-dataset / legible"][0] >= bar["in-dataset / legible at least"]
