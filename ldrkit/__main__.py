@@ -1,12 +1,12 @@
 """Command line.
 
     python -m ldrkit list
-    python -m ldrkit run NAME --profile {smoke,cpu,paper} [--seed S] [--out DIR] [--fresh]
+    python -m ldrkit run NAME --profile {smoke,cpu,paper} [--seed S] [--out DIR] [--fresh] [--fast]
     python -m ldrkit ldr RUN_DIR [--method exact|estimate] [--probes K] [--n N]
     python -m ldrkit coupling RUN_DIR [--n N] [--method exact|estimate] [--probes K]  (0 = product oracle, 1 = rule)
     python -m ldrkit resample RUN_DIR [--sampler ddpm|ddim] [--steps K] [--n N] [--seed S]  (last checkpoint, other sampler)
     python -m ldrkit detect NAME [--profile cpu] [--seed S] [--n N] [--json]  (hallucination detectors: AUROC table)
-    python -m ldrkit sweep NAME... [--profile cpu] [--seeds 0 1 2] [--workers N] [--store] [--out FILE]
+    python -m ldrkit sweep NAME... [--profile cpu] [--seeds 0 1 2] [--workers N] [--store] [--fast] [--out FILE]
                                   [--launcher submitit [--cluster slurm|local] [--partition P] [--gpus G]]
     python -m ldrkit bench ldr [--json]
     python -m ldrkit bench train [NAME...] [--profile paper] [--steps 300] [--device cuda] [--out DIR]
@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from contextlib import contextmanager
 
 from . import experiments
 from .files import RunFolderError
@@ -40,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--fresh", action="store_true",
                      help="train from scratch even when the folder or results/ holds a run of this spec")
+    run.add_argument("--fast", action="store_true", help="train with fused Adam and torch.compile (not bit for bit "
+                     "the default run; same spec; recorded in launches.jsonl): $LDRKIT_FAST=1")
     keep = sub.add_parser("store", help="copy finished runs (runs/NAME/PROFILE-seedS) into the results store")
     keep.add_argument("names", nargs="+")
     keep.add_argument("--profile", default="cpu")
@@ -73,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     grid.add_argument("--timeout-min", type=int, default=60, help="per-job time limit in minutes (submitit)")
     grid.add_argument("--array-parallelism", type=int, default=None, help="jobs running at once (submitit)")
     grid.add_argument("--gpus", type=int, default=0, help="GPUs per job (submitit)")
+    grid.add_argument("--fast", action="store_true", help="train with fused Adam and torch.compile (as run --fast)")
     grid.add_argument("--submitit-folder", default="submitit", help="job scripts and logs (submitit)")
     probe = sub.add_parser("ldr", help="LDR at the five sqrt(alpha_bar) levels for every checkpoint of a run folder")
     probe.add_argument("run_dir")
@@ -111,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--threads", type=int, default=None, help="step: torch threads (default: torch's)")
     bench.add_argument("--no-eval", action="store_true", help="step: time the training step only")
     bench.add_argument("--variants", nargs="+", default=None,
-                       help="step: bare-step variants to time (default all: bare fused-adam channels-last compile fused+compile bf16)")
+                       help="step: bare-step variants to time (default all: ldrkit-fast bare fused-adam channels-last compile fused+compile bf16)")
     bench.add_argument("--warmup", type=int, default=10, help="train: untimed steps first (default 10)")
     bench.add_argument("--eval-batch", type=int, default=64, help="train: samples in the timed sample batch")
     bench.add_argument("--device", default=None, help="train: cpu or cuda (default $LDRKIT_DEVICE, else cuda if any)")
@@ -134,11 +139,28 @@ def main(argv: list[str] | None = None) -> int:
     chapter.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds of a batch (default 0 1)")
     args = parser.parse_args(argv)
     try:
-        return _dispatch(args)
+        with _fast_training(getattr(args, "fast", False)):
+            return _dispatch(args)
     except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, RunFolderError, ConfigMismatchError,
             FloatingPointError) as err:  # UnknownNameError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+@contextmanager
+def _fast_training(on: bool):
+    """$LDRKIT_FAST=1 while a `--fast` command runs (its worker processes inherit it), as it was afterwards."""
+    from .train import FAST_ENV
+    before = os.environ.get(FAST_ENV)
+    if on:
+        os.environ[FAST_ENV] = "1"
+    try:
+        yield
+    finally:
+        if on and before is None:
+            os.environ.pop(FAST_ENV, None)
+        elif on:
+            os.environ[FAST_ENV] = before
 
 
 def _positive(value: int | None, what: str, minimum: int = 1) -> None:
@@ -257,7 +279,7 @@ def _dispatch(args) -> int:
                          indent=1) if args.json else detection.format_table(rows))
         return 0
     if args.command == "bench" and args.what == "step":
-        from .bench_step import SPEEDUPS, run_step_benchmark
+        from .bench_step import VARIANTS, run_step_benchmark
         profile, steps = args.profile or "cpu", 40 if args.steps is None else args.steps
         _positive(steps, "--steps")
         if args.threads is not None:
@@ -266,12 +288,12 @@ def _dispatch(args) -> int:
             torch.set_num_threads(args.threads)
         try:
             experiments.check_profile(profile)
-            unknown = [v for v in args.variants or () if v not in SPEEDUPS]
+            unknown = [v for v in args.variants or () if v not in VARIANTS]
             if unknown:
-                raise ValueError(f"unknown variant {unknown[0]!r}; choose from {', '.join(SPEEDUPS)}")
+                raise ValueError(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
             for name in args.names:
                 experiments.get_experiment(name)
-            run_step_benchmark(args.names, profile, steps, variants=tuple(args.variants or SPEEDUPS),
+            run_step_benchmark(args.names, profile, steps, variants=tuple(args.variants or VARIANTS),
                                evaluation=not args.no_eval, out=args.out, json_output=args.json)
         except (experiments.UnknownNameError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)

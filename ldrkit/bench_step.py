@@ -29,7 +29,7 @@ from .models import count_parameters
 from .setups import Setup
 from .specs import get_experiment
 from .bench_train import report
-from .train import for_evaluation, make_accelerator, make_step
+from .train import for_evaluation, make_accelerator, make_optimizer, make_step
 
 SPEEDUPS = {
     "bare": {},
@@ -40,6 +40,9 @@ SPEEDUPS = {
     "bf16": {"bf16": True},                    # bf16 autocast of the forward pass: different arithmetic, timed to show
 }                                              # what only a change of precision (a science change) would buy
 """The bare step's variants: keyword arguments of `bare_step`."""
+FAST = "ldrkit-fast"
+VARIANTS = (FAST, *SPEEDUPS)
+"""What `bench step` can time beside ldrkit's default step: ldrkit's fast step (`train.fast_training`) and SPEEDUPS."""
 
 DEFAULT_EXPERIMENTS = ("parity-parens-L16-unet", "parity-parens-L16-dit", "quarter-digits-unet-n32",
                        "quarter-digits-dit-token-n32")
@@ -103,30 +106,36 @@ def op_shares(fn: Callable, calls: int = 3, top: int = 5) -> list[dict]:
     return [{"op": e.key, "share": round(e.self_cpu_time_total / total, 3)} for e in events[:top]]
 
 
-def time_steps(config: dict, setup: Setup, steps: int, warmup: int, variants=tuple(SPEEDUPS), repeats: int = 3
+def time_steps(config: dict, setup: Setup, steps: int, warmup: int, variants=VARIANTS, repeats: int = 3
                ) -> tuple[dict, list[dict]]:
-    """Milliseconds per training step of ldrkit's step and of each named variant of the bare step, on copies of one
-    freshly built model, and the bare step's `op_shares`. The variants are timed round-robin `repeats` times and the median kept: timed one after
-    another once, the first one measured pays for a cold machine (a 1.4x "overhead" that vanished when interleaved)."""
+    """Milliseconds per training step of ldrkit's step (default, and fast: `train.fast_training`) and of each named
+    variant of the bare step, on copies of one freshly built model, and the bare step's `op_shares`. The variants
+    are timed round-robin `repeats` times and the median kept: timed one after another once, the first one measured
+    pays for a cold machine (a 1.4x "overhead" that vanished when interleaved)."""
     tc = config["train"]
     torch.manual_seed(tc.get("seed", 0))
     base = setup.build_model(config)
-    model = copy.deepcopy(base).train()
     accelerator = make_accelerator(tc, "cpu")
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc["lr"])
-    wrapped, optimizer = accelerator.prepare(model, optimizer)
-    step = make_step(wrapped, optimizer, accelerator, setup.schedule, setup.train_data, tc["batch_size"],
-                     torch.Generator().manual_seed(0))
-    fns = {"ldrkit": lambda: step().item()}
+
+    def ldrkit_step(fast: bool) -> Callable[[], float]:
+        model = copy.deepcopy(base).train()
+        wrapped, optimizer = accelerator.prepare(model, make_optimizer(model, tc["lr"], fast))
+        step = make_step(wrapped, optimizer, accelerator, setup.schedule, setup.train_data, tc["batch_size"],
+                         torch.Generator().manual_seed(0), compile=fast)
+        return lambda: step().item()
+    fns = {"ldrkit": ldrkit_step(False)}
     for name in variants:
-        if name not in SPEEDUPS:
-            raise ValueError(f"unknown variant {name!r}; choose from {', '.join(SPEEDUPS)}")
+        if name not in VARIANTS:
+            raise ValueError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
+        if name == FAST:
+            fns[name] = ldrkit_step(True)
+            continue
         if SPEEDUPS[name].get("channels_last") and setup.train_data.dim() != 4:
             continue
         fns[name] = bare_step(copy.deepcopy(base).train(), setup.train_data, setup.schedule, tc["batch_size"],
                               tc["lr"], **SPEEDUPS[name])
     for name, fn in fns.items():  # compilation and first-call allocations happen here, untimed
-        for _ in range(warmup + (5 if SPEEDUPS.get(name, {}).get("compile") else 0)):
+        for _ in range(warmup + (5 if name == FAST or SPEEDUPS.get(name, {}).get("compile") else 0)):
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
@@ -166,7 +175,7 @@ def time_evaluation(config: dict, setup: Setup, seed: int = 0) -> dict:
     return out
 
 
-def bench_step(name: str, profile: str = "cpu", steps: int = 40, warmup: int = 5, variants=tuple(SPEEDUPS),
+def bench_step(name: str, profile: str = "cpu", steps: int = 40, warmup: int = 5, variants=VARIANTS,
                evaluation: bool = True, seed: int = 0, repeats: int = 3) -> dict:
     """One experiment's row: median ms per step (ldrkit, bare, each speed-up; `steps` steps, `repeats` rounds), the
     speed-up of each over ldrkit's step,
@@ -217,7 +226,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def run_step_benchmark(names: list[str] | None = None, profile: str = "cpu", steps: int = 40, warmup: int = 5,
-                       variants=tuple(SPEEDUPS), evaluation: bool = True, out: str | Path | None = None,
+                       variants=VARIANTS, evaluation: bool = True, out: str | Path | None = None,
                        json_output: bool = False) -> list[dict]:
     """bench_step for each name (default DEFAULT_EXPERIMENTS); prints a table; writes OUT/bench_step.{json,md}."""
     rows = []

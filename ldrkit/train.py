@@ -103,14 +103,40 @@ def for_evaluation(model: nn.Module, device: torch.device) -> nn.Module:
     return model if torch.device(device).type == "cpu" else OnDevice(model, device)
 
 
+FAST_ENV = "LDRKIT_FAST"
+"""Set to 1 to train with the opt-in speed-ups (`fast_training`)."""
+
+
+def fast_training(fast: bool | None = None) -> bool:
+    """Whether a run trains with the opt-in speed-ups: fused Adam and torch.compile of the training forward pass.
+
+    `fast`, else $LDRKIT_FAST ("1" on, "0" or unset off). Off by default: they change the last bits of the
+    arithmetic, so a fast run is not bit for bit the default one (like a GPU run, it is the same experiment: the
+    config and its hash do not change; launches.jsonl records the mode). `bench step` times them ("ldrkit-fast").
+    """
+    if fast is not None:
+        return bool(fast)
+    value = os.environ.get(FAST_ENV, "0")
+    if value not in ("0", "1"):
+        raise ValueError(f"${FAST_ENV} must be 0 or 1, got {value!r}")
+    return value == "1"
+
+
+def make_optimizer(model: nn.Module, lr: float, fast: bool = False) -> torch.optim.Optimizer:
+    """Adam at `lr`; with `fast`, its fused kernel (one kernel for the whole update; the same state, so a run can
+    resume in either mode)."""
+    return torch.optim.Adam(model.parameters(), lr=lr, **({"fused": True} if fast else {}))
+
+
 def make_step(model: nn.Module, optimizer, accelerator, schedule: Schedule, data: torch.Tensor,
-              batch_size: int, rng: torch.Generator, ema=None, tokens: torch.Tensor | None = None
-              ) -> Callable[[], torch.Tensor]:
+              batch_size: int, rng: torch.Generator, ema=None, tokens: torch.Tensor | None = None,
+              compile: bool = False) -> Callable[[], torch.Tensor]:
     """One optimisation step as a function returning the loss (of this process's share of the batch).
 
     With `ema` (a diffusers EMAModel of the model's parameters) the average is updated after the step.
     With `tokens` (one row per row of `data`), the model is symbol-conditioned and is called as
-    model(x_t, t, tokens) on each example's own sequence (`ldrkit.symbols`).
+    model(x_t, t, tokens) on each example's own sequence (`ldrkit.symbols`). With `compile`, the forward pass runs
+    through torch.compile (the first steps pay the compilation; evaluation calls the plain model).
 
     The global batch (examples, then timesteps, then noises) is drawn from `rng` in every process,
     the same order as `Schedule.loss`; process i keeps slice i (see the module docstring).
@@ -118,13 +144,14 @@ def make_step(model: nn.Module, optimizer, accelerator, schedule: Schedule, data
     share = per_process_batch(batch_size, accelerator.num_processes)
     part = slice(accelerator.process_index * share, (accelerator.process_index + 1) * share)
     device = accelerator.device
+    forward = torch.compile(model) if compile else model
 
     def step() -> torch.Tensor:
         rows = torch.randint(0, len(data), (batch_size,), generator=rng)
         x0 = data[rows]
         t = schedule.random_timesteps(batch_size, rng)
         eps = torch.randn(x0.shape, generator=rng)
-        denoiser = model if tokens is None else partial(model, tokens=tokens[rows][part].to(device))
+        denoiser = forward if tokens is None else partial(forward, tokens=tokens[rows][part].to(device))
         loss = schedule.eps_loss(denoiser, x0[part].to(device), eps[part].to(device), t[part].to(device))
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
@@ -138,14 +165,15 @@ def make_step(model: nn.Module, optimizer, accelerator, schedule: Schedule, data
 
 def train(run: Run, config: dict, model: nn.Module, schedule: Schedule, data: torch.Tensor,
           evaluate: Callable[[nn.Module, int], dict], *, stop_after: int | None = None,
-          progress: bool = True, device: str | None = None, tokens: torch.Tensor | None = None) -> list[dict]:
+          progress: bool = True, device: str | None = None, tokens: torch.Tensor | None = None,
+          fast: bool | None = None) -> list[dict]:
     """Train `model` on `data` with config["train"] = {steps, batch_size, lr, eval_every, seed[, mixed_precision,
     ema_decay, warmup_steps]}.
 
     Evaluates (and checkpoints) at step 0, every eval_every steps and at the last step.
     `stop_after` ends the loop early at that step, as an interruption would (for tests).
     `device`: see `resolve_device`. batch_size is the global batch (module docstring). `tokens`: the sequence
-    of each row of `data` for a symbol-conditioned model (`make_step`).
+    of each row of `data` for a symbol-conditioned model (`make_step`). `fast`: see `fast_training`.
     Returns the evaluation records in metrics.jsonl (in every process). The caller holds the run's lock.
     """
     tc = config["train"]
@@ -158,7 +186,8 @@ def train(run: Run, config: dict, model: nn.Module, schedule: Schedule, data: to
     accelerator.wait_for_everyone()
     digest = run.hash
     rng = torch.Generator().manual_seed(tc["seed"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc["lr"])
+    fast = fast_training(fast)
+    optimizer = make_optimizer(model, tc["lr"], fast)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     model = accelerator.unwrap_model(wrapped)
     ema, averaged = None, model  # `averaged`: the network that is evaluated and saved as model_STEP
@@ -167,7 +196,8 @@ def train(run: Run, config: dict, model: nn.Module, schedule: Schedule, data: to
         ema = EMAModel(model.parameters(), decay=tc["ema_decay"], foreach=True)
         averaged = copy.deepcopy(model)
     evaluated = for_evaluation(averaged, accelerator.device)
-    step_once = make_step(wrapped, optimizer, accelerator, schedule, data, tc["batch_size"], rng, ema, tokens)
+    step_once = make_step(wrapped, optimizer, accelerator, schedule, data, tc["batch_size"], rng, ema, tokens,
+                          compile=fast)
     step, elapsed = 0, 0.0
     resume = run.resume_path
     if resume.exists():
@@ -182,7 +212,7 @@ def train(run: Run, config: dict, model: nn.Module, schedule: Schedule, data: to
                   "per_process_batch": tc["batch_size"] // accelerator.num_processes,
                   "device": str(accelerator.device), "mixed_precision": accelerator.mixed_precision,
                   "gpu": torch.cuda.get_device_name(accelerator.device) if accelerator.device.type == "cuda" else None,
-                  "torch": torch.__version__}
+                  "torch": torch.__version__, "fast": fast}
         run.log_launch(launch)
 
     def checkpoint_and_evaluate(step: int) -> None:

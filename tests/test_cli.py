@@ -86,3 +86,20 @@ def test_resample_command_sets_the_paper_sampler_beside_the_runs_own_and_caches(
         assert bad.returncode == 2 and bad.stderr.startswith("error:") and len(bad.stderr.splitlines()) == 1
     missing = ldrkit("resample", str(tmp_path / "nowhere"))
     assert missing.returncode == 2 and "no finished run" in missing.stderr
+
+
+def test_fast_sets_ldrkit_fast_for_the_command_only(monkeypatch, capsys):
+    """`run --fast` turns on `train.fast_training` through $LDRKIT_FAST (so sweep workers inherit it) and leaves the
+    environment as it found it, whatever the command's outcome."""
+    import os
+    from ldrkit import train
+    from ldrkit.__main__ import main
+    seen = []
+    monkeypatch.setattr("ldrkit.experiments.run_experiment", lambda *a, **k: seen.append(train.fast_training()) or
+                        {"wall_seconds": 0.0})
+    monkeypatch.delenv("LDRKIT_FAST", raising=False)
+    assert main(["run", "parity-mlp-L8", "--profile", "smoke", "--fast"]) == 0
+    assert main(["run", "parity-mlp-L8", "--profile", "smoke"]) == 0
+    assert seen == [True, False] and "LDRKIT_FAST" not in os.environ
+    assert main(["run", "no-such-experiment", "--fast"]) == 2 and "LDRKIT_FAST" not in os.environ
+    capsys.readouterr()
