@@ -29,6 +29,11 @@ on the CPU and calls the network through `OnDevice`. config["train"]["mixed_prec
 ("no", the default, "fp16" or "bf16") is passed to the Accelerator, so precision is part of
 the config (the environment of `accelerate launch` cannot change it silently).
 
+Fast mode (opt-in: `run --fast`, $LDRKIT_FAST=1, `fast_training`). Fused Adam and torch.compile of the training
+forward pass; the same spec and hash, not bit for bit the default loop (launches.jsonl records the mode per launch).
+On the 2-core CPU it pays only where a step is overhead-bound (results/bench/step: the small token DiT 1.7x, the
+convolution-bound UNets 1.0-1.2x).
+
 Weight averaging. With config["train"]["ema_decay"] (for example 0.995) the loop keeps an exponential
 moving average of the weights (diffusers' `EMAModel`, the one its training scripts use) and evaluates
 and saves the averaged network: model_STEP.safetensors then holds the averaged weights, while
