@@ -31,7 +31,7 @@ the config (the environment of `accelerate launch` cannot change it silently).
 
 Fast mode (opt-in: `run --fast`, $LDRKIT_FAST=1, `fast_training`). Fused Adam and torch.compile of the training
 forward pass; the same spec and hash, not bit for bit the default loop (launches.jsonl records the mode per launch).
-On the 2-core CPU it pays only where a step is overhead-bound (results/bench/step: the small token DiT 1.7x, the
+On the 2-core CPU it pays only where a step is overhead-bound (results/bench/step: the small token DiT 1.4-1.7x, the
 convolution-bound UNets 1.0-1.2x).
 
 Weight averaging. With config["train"]["ema_decay"] (for example 0.995) the loop keeps an exponential
