@@ -577,13 +577,25 @@ FIRST_ACT_SAMPLER_CHECK = {"parity parentheses L=16 UNet": "parity-parens-L16-un
                            "parity parentheses L=16 DiT": "parity-parens-L16-dit", "Dyck UNet": "dyck-parens-unet",
                            "Dyck DiT": "dyck-parens-dit", "Quarter UNet, 470 tuples": "quarter-digits-unet",
                            "Quarter DiT, 470 tuples": "quarter-digits-dit"}
+# Sizes beyond the headline whose three seeds are stored at cpu (the others: seed 0): the one-token DiT's whole sweep.
+SECOND_ACT_SEEDED = {"Quarter DiT, a token per digit": [2, 4, 8, 16]}
 for _profile, _sizes in {"smoke": {"seeds": [0], "smallest_only": True, "resample_steps": 100},
                          "cpu": {"seeds": [0], "smallest_only": False, "headline_seeds": [0, 1, 2]},
                          "paper": {"seeds": [0, 1, 2], "smallest_only": False}}.items():
     ANALYSIS[_profile]["second_act"] = {"headline_seeds": _sizes["seeds"], "headline": SECOND_ACT_HEADLINE,
+                                        "seeded": SECOND_ACT_SEEDED if _profile == "cpu" else {},
                                         "resample_steps": None, "kappa_seeds": [0] if _profile == "smoke" else [0, 1, 2],
                                         "first_act_checked": {} if _profile == "smoke" else FIRST_ACT_SAMPLER_CHECK,
                                         **_sizes}
+
+
+def sweep_seeds(profile: str) -> dict[str, dict[int, list[int]]]:
+    """{sweep label: {size: its seeds}} for the sizes read with the headline seeds at `profile` (the headline sizes
+    and SECOND_ACT_SEEDED's); every other size is read with the profile's sweep seeds."""
+    sizes = ANALYSIS[profile]["second_act"]
+    return {label: {n: sizes["headline_seeds"] for n in [*sizes["headline"].get(label, []),
+                                                         *sizes["seeded"].get(label, [])]}
+            for label in SWEEPS}
 
 
 # Remedy 1 (issue 17): explicit symbol knowledge (`ldrkit.symbols`). The base experiment's data, network, steps and
