@@ -57,8 +57,7 @@ def bare_step(model: torch.nn.Module, data: torch.Tensor, schedule, batch_size: 
     if channels_last and images:
         model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if compile else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True) if fused else torch.optim.Adam(
-        model.parameters(), lr=lr)
+    optimizer = make_optimizer(model, lr, fast=fused)
     abar = schedule.alphas_cumprod
     g = torch.Generator().manual_seed(seed)
 

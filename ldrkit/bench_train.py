@@ -20,7 +20,7 @@ from .device import resolve_device
 from .models import count_parameters
 from .setups import Setup
 from .specs import EXPERIMENTS, get_experiment, merge
-from .train import for_evaluation, make_accelerator, make_step
+from .train import for_evaluation, make_accelerator, make_optimizer, make_step
 from . import ldr as ldr_probe
 
 GPU_CHECK = ("parity-parens-L16-unet", "parity-parens-L16-dit", "dyck-parens-unet", "quarter-digits-unet",
@@ -84,8 +84,7 @@ def bench_training(name: str, profile: str = "paper", steps: int = 300, warmup: 
     accelerator = make_accelerator(tc, device)
     dev = accelerator.device
     model = setup.build_model(config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc["lr"])
-    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    wrapped, optimizer = accelerator.prepare(model, make_optimizer(model, tc["lr"]))
     model = accelerator.unwrap_model(wrapped)
     step = make_step(wrapped, optimizer, accelerator, setup.schedule, setup.train_data, tc["batch_size"],
                      torch.Generator().manual_seed(seed))
