@@ -65,10 +65,10 @@ def test_the_redrawn_runs_read_at_cpu_are_stored_with_their_redraw():
     the paper sampler's draw cached (an ancestral draw costs a UNet minutes)."""
     from ldrkit.analysis.text_report import TEXT_RUNS
     from ldrkit.files import read_json
-    from ldrkit.specs import FIRST_ACT_SAMPLER_CHECK, get_experiment, spec_hash
-    from ldrkit.store import find_stored
+    from ldrkit.specs import FIRST_ACT_SAMPLER_CHECK
+    from stored import assert_stored
     for name in [*FIRST_ACT_SAMPLER_CHECK.values(), *TEXT_RUNS.values()]:
-        path = find_stored(name, "cpu", 0, spec_hash(get_experiment(name).config("cpu", 0)))
-        assert path is not None and (path / "resampled.json").exists(), f"{name} seed 0: no stored redraw"
+        path = assert_stored(name, 0)
+        assert (path / "resampled.json").exists(), f"{name} seed 0: no stored redraw"
         keys = [json.loads(k) for k in read_json(path / "resampled.json")["entries"]]
         assert {"sampler": "ddpm", "num_steps": None} in [{k: key[k] for k in ("sampler", "num_steps")} for key in keys]

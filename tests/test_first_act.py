@@ -61,10 +61,8 @@ def test_dyck_and_quarter_are_read_at_the_hallucination_phase(monkeypatch):
 
 def test_the_seeds_read_at_cpu_are_stored():
     """The chapters read these seeds at the cpu profile: the results store must give every one (nothing trains)."""
-    from ldrkit.specs import get_experiment, spec_hash
-    from ldrkit.store import find_stored
+    from stored import assert_stored
     for label, name in F.MODELS.items():
         for seed in F.seeds(label, "cpu"):
-            digest = spec_hash(get_experiment(name).config("cpu", seed))
-            assert find_stored(name, "cpu", seed, digest) is not None, f"{name} seed {seed} is not stored"
+            assert_stored(name, seed)
     assert F.seeds("Dyck UNet", "smoke", seed=3) == (3,) and F.seeds("Dyck UNet", "paper") == (0, 1, 2)

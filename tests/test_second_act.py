@@ -82,13 +82,12 @@ def test_the_one_token_dit_memorises_two_tuples(tmp_path):
 
 def test_the_sweep_seeds_read_at_cpu_are_stored():
     """The second-act chapter reads these seeds at the cpu profile: the results store must give every one."""
-    from ldrkit.specs import SWEEPS, get_experiment, spec_hash, sweep_seeds
-    from ldrkit.store import find_stored
+    from ldrkit.specs import SWEEPS, sweep_seeds
+    from stored import assert_stored
     plan = sweep_seeds("cpu")
     assert plan["Quarter DiT, a token per digit"] == {n: [0, 1, 2] for n in (32, 2, 4, 8, 16)}
     for label, by_size in SWEEPS.items():
         for n, name in by_size.items():
             for seed in plan[label].get(n, [0]):
-                digest = spec_hash(get_experiment(name).config("cpu", seed))
-                assert find_stored(name, "cpu", seed, digest) is not None, f"{name} seed {seed} is not stored"
+                assert_stored(name, seed)
     assert sweep_seeds("smoke")["Quarter DiT, a token per digit"] == {32: [0]}
