@@ -414,7 +414,10 @@ register(Experiment("dyck-parens-dit", "Dyck words, L=12, " + _PARENS.format("ha
 # negative control: a measure of training time rises here too); the Dyck DiT partly learns its rule.
 KAPPA_CONTROL_LEVEL = 0.7
 DIT_KAPPA = {"parity L=16 DiT": "parity-parens-L16-dit-kappa", "Dyck DiT": "dyck-parens-dit-kappa"}
-for _base in ("parity-parens-L16-dit", "dyck-parens-dit"):
+# ... and the same pair of grammars with the paper's network, the UNet (the first-act runs' configs: parity 5000 steps,
+# Dyck 1800; the two runs do not share their steps, as the DiTs do).
+UNET_KAPPA = {"parity L=16 UNet": "parity-parens-L16-unet-kappa", "Dyck UNet": "dyck-parens-unet-kappa"}
+for _base in ("parity-parens-L16-dit", "dyck-parens-dit", "parity-parens-L16-unet", "dyck-parens-unet"):
     register(Experiment(f"{_base}-kappa", f"{_base} with the coupling score kappa recorded at every evaluation "
                         f"(sqrt(alpha_bar) = {KAPPA_CONTROL_LEVEL})", with_coupling(_base, [KAPPA_CONTROL_LEVEL])))
 
