@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--device", default=None, help="train: cpu or cuda (default $LDRKIT_DEVICE, else cuda if any)")
     bench.add_argument("--substitute-mnist", action="store_true",
                        help="train: without MNIST's IDX files, time quarter-digits on scikit-learn digits of the same size")
-    bench.add_argument("--out", default=None, help="train: folder for bench_train.json and bench_train.md")
+    bench.add_argument("--out", default=None, help="train, step, ldr: folder for the report (bench_WHAT.json and bench_WHAT.md)")
     theory = sub.add_parser("theory", help="section 5 computations")
     theory.add_argument("what", choices=("k-table", "waiting", "tilt"),
                         help="k-table: K(w,b) of Theorem 5.3; waiting: steps on the univariate plateau against d "
@@ -316,7 +316,7 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "bench":
         from .bench_ldr import run_benchmark
-        run_benchmark(json_output=args.json)
+        run_benchmark(json_output=args.json, out=args.out)
         return 0
 
     if args.command in ("store", "reproduce"):

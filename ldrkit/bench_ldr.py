@@ -10,17 +10,27 @@ Jacobian rows), at sqrt(alpha_bar) = 0.5 on inputs drawn from p_t of random +-1 
 - exact_methods: the seconds of each batching strategy, the measurement behind "auto";
 - estimate: for 8, 32 and 128 Rademacher probes, seconds and abs_err, the mean over
   samples of |estimate - exact| of the per-sample eps-LDR.
-- backward_ms_per_row: one plain backward pass per row at batch 1 and at batch 16, the
-  ceiling on what batching the exact method's |R| backward passes can gain.
-Run as `python -m ldrkit bench ldr [--json]` or `run_benchmark()`; set one thread first.
+- backward_ms_per_row: one plain backward pass per row at batch 1, 16 and 64, the
+  ceiling on what batching the exact method's |R| backward passes can gain;
+- bound_s and bound_efficiency: n |R| rows as plain backward passes of batch 16 through one stored graph (what
+  the exact rows cost at best), timed in the same rounds as the exact method, and its ratio to exact_s (1 = the
+  exact method as fast as plain batched backward passes; the issue's goal is 0.8);
+- profile: where one chunk of the exact method's vmapped VJPs and one plain batched backward of the same size
+  spend their time (top operators by self CPU time): an efficiency below the goal shows its reason there
+  (operators without a vmap batching rule run once per row, or decomposed).
+Run as `python -m ldrkit bench ldr [--json] [--out DIR]` or `run_benchmark()`; set one thread first.
 """
 from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
+import warnings
+from pathlib import Path
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from . import ldr as L
 from .diffusion import Schedule
@@ -28,6 +38,7 @@ from .models import build_model, count_parameters
 from .specs import MODELS
 
 SHAPE = (1, 16, 64)
+REGION_COLUMNS = (18, 34)  # a 16 x 16 region, not aligned with the DiT's 4 x 4 patches
 # The cpu-profile denoisers of the image experiments (from the one size registry).
 BENCH_MODELS = {"unet": MODELS["unet"]["cpu"], "dit": MODELS["dit"]["cpu"]}
 
@@ -45,8 +56,28 @@ def naive_rows(model, x: torch.Tensor, t: int, region: torch.Tensor) -> torch.Te
     return torch.stack(out)
 
 
-def backward_ms_per_row(model, x1: torch.Tensor, t: int, batches=(1, 16), repeats: int = 3) -> dict:
-    """Milliseconds per row of one forward-free backward pass w.r.t. the input, at each batch size."""
+BOUND_BATCHES = (1, 16, 64)
+"""Batch sizes of the plain backward passes timed per row (backward_ms_per_row)."""
+CHUNK = 16
+"""The exact method's chunk of cotangents (ldr's default max_batch) and the batch of the bound's backward passes."""
+
+
+def batched_bound(model, x1: torch.Tensor, t: int, rows: int, chunk: int = CHUNK):
+    """A function doing what the exact rows cost at best: `rows` rows as plain backward passes of batch `chunk`
+    through one stored graph (no forward, no vmap), the rate no batching of the exact method can beat."""
+    x = x1.expand(chunk, *x1.shape).clone().requires_grad_(True)
+    with L.eval_mode(model), L.frozen(model), torch.enable_grad():
+        eps = model(x, torch.full((chunk,), int(t), dtype=torch.long))
+
+    def backward_passes():
+        for _ in range(math.ceil(rows / chunk)):
+            torch.autograd.grad(eps.sum(), x, retain_graph=True)
+    return backward_passes
+
+
+def backward_ms_per_row(model, x1: torch.Tensor, t: int, batches=BOUND_BATCHES, repeats: int = 3) -> dict:
+    """Milliseconds per row of one forward-free backward pass w.r.t. the input, at each batch size (best of
+    `repeats`)."""
     out = {}
     with L.eval_mode(model), L.frozen(model), torch.enable_grad():
         for b in batches:
@@ -59,6 +90,38 @@ def backward_ms_per_row(model, x1: torch.Tensor, t: int, batches=(1, 16), repeat
                 best = min(best, time.perf_counter() - start)
             out[str(b)] = round(1e3 * best / b, 3)
     return out
+
+
+def chunk_profile(model, x1: torch.Tensor, t: int, chunk: int = 16, top: int = 5) -> dict:
+    """Top operators (share of self CPU time) of one chunk of `chunk` vmapped VJPs at one input, as the exact
+    method runs them, and of one plain backward pass of a batch of `chunk` copies of it (the bound's operation)."""
+    from .bench_step import op_shares
+    ti = torch.full((1,), int(t), dtype=torch.long)
+    w = torch.randn(chunk, 1, *x1.shape, generator=torch.Generator().manual_seed(0))
+    out = {}
+    with L.eval_mode(model), L.frozen(model), torch.enable_grad():
+        _, pullback = torch.func.vjp(lambda z: model(z, ti), x1[None])
+        vmapped = torch.func.vmap(pullback)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # vmap's "performance drop" warning: the profile shows it
+            out["exact"] = op_shares(lambda: vmapped(w), top=top)
+        xb = x1.expand(chunk, *x1.shape).clone().requires_grad_(True)
+        eps = model(xb, ti.expand(chunk))
+        out["bound"] = op_shares(lambda: torch.autograd.grad(eps, xb, w.reshape(chunk, *x1.shape),
+                                                             retain_graph=True), top=top)
+    return out
+
+
+ROUNDS = 3
+"""Round-robin rounds of the exact methods (their median is reported): single timings on a 2-core machine varied
+by up to 1.5x between calls."""
+
+
+def _math_attention(fn, *args):
+    """fn(*args) with attention computed as matmul + softmax (whose backward vmap batches) instead of CPU flash
+    attention (whose backward has no batching rule, so vmap runs it once per row)."""
+    with sdpa_kernel(SDPBackend.MATH):
+        return fn(*args)
 
 
 def _timed(fn):
@@ -74,14 +137,26 @@ def bench_model(name: str, n: int = 8, probes=(8, 32, 128), sqrt_alpha_bar: floa
     schedule = Schedule()
     t = schedule.timestep_for(sqrt_alpha_bar)
     region = torch.zeros(SHAPE, dtype=torch.bool)
-    region[:, :, 18:34] = True  # 16 x 16, not aligned with the DiT's 4 x 4 patches
+    region[:, :, slice(*REGION_COLUMNS)] = True
     gen = torch.Generator().manual_seed(seed)
     data = torch.sign(torch.randn(64, *SHAPE, generator=gen))
     x = L.noised_inputs(data, schedule, t, n, gen)
     # Warm up allocator and kernels on one sample so that no method pays the first call.
     L.jacobian_rows(model, x[:1], t, region)
     naive, naive_s = _timed(lambda: naive_rows(model, x, t, region))
-    exact, exact_s = _timed(lambda: L.jacobian_rows(model, x, t, region))
+    methods = {"vmap": lambda: L.jacobian_rows(model, x, t, region),
+               "bound": batched_bound(model, x[0], t, len(x) * int(region.sum()))}
+    if compare_methods:
+        methods["replicate"] = lambda: L.jacobian_rows(model, x, t, region, jacobian="replicate")
+        methods["vmap+math-attention"] = lambda: _math_attention(L.jacobian_rows, model, x, t, region)
+    seconds = {m: [] for m in methods}
+    for _ in range(ROUNDS):  # round-robin: a slow minute of the machine hits every method alike
+        for m, fn in methods.items():
+            exact_or_other, s = _timed(fn)
+            seconds[m].append(s)
+            if m == "vmap":
+                exact = exact_or_other
+    exact_s = statistics.median(seconds["vmap"])
     exact_ldr, naive_ldr = L.ratio(exact, region), L.ratio(naive, region)
     result = {
         "model": name, "spec": BENCH_MODELS[name], "parameters": count_parameters(model), "signal_shape": list(SHAPE),
@@ -92,10 +167,11 @@ def bench_model(name: str, n: int = 8, probes=(8, 32, 128), sqrt_alpha_bar: floa
         "exact_ldr": round(float(exact_ldr.mean()), 5),
     }
     if compare_methods:
-        result["exact_methods"] = {"vmap": round(exact_s, 3)}
-        _, s = _timed(lambda: L.jacobian_rows(model, x, t, region, jacobian="replicate"))
-        result["exact_methods"]["replicate"] = round(s, 3)
+        result["exact_methods"] = {m: round(statistics.median(v), 3) for m, v in seconds.items() if m != "bound"}
     result["backward_ms_per_row"] = backward_ms_per_row(model, x[0], t)
+    result["bound_s"] = round(statistics.median(seconds["bound"]), 3)
+    result["bound_efficiency"] = round(result["bound_s"] / exact_s, 3)
+    result["profile"] = chunk_profile(model, x[0], t)
     result["estimate"] = {}
     for k in probes:
         (rows, _), s = _timed(lambda: L.probe_rows(model, x, t, region, method="estimate", probes=k, seed=seed))
@@ -117,16 +193,32 @@ def format_results(results: dict) -> str:
                 lines.append(f"{head} {'exact/' + m:>14s} {s:8.2f} {r['naive_s'] / s:8.2f} {'':>10s}")
         for k, e in r["estimate"].items():
             lines.append(f"{head} {'estimate K=' + k:>14s} {e['seconds']:8.2f} {e['speedup']:8.2f} {e['abs_err']:10.4f}")
+        if "bound_s" in r:
+            lines.append(f"{head} {'batched bound':>14s} {r['bound_s']:8.2f} {r['naive_s'] / r['bound_s']:8.2f} "
+                         f"{'':>10s}  exact at {r['bound_efficiency']:.0%} of the bound")
     lines.append("error: exact = max |LDR - loop LDR| over samples; estimate = mean |LDR - exact LDR| over samples")
+    lines.append(f"batched bound: n |R| rows as plain backward passes of batch {CHUNK} (no forward, no vmap); exact "
+                 f"and bound: medians of {ROUNDS} round-robin rounds")
+    for name, r in results.items():
+        for part, ops in r.get("profile", {}).items():
+            lines.append(f"{name} {part}: " + ", ".join(f"{o['op']} {o['share']:.0%}" for o in ops))
     return "\n".join(lines)
 
 
 def run_benchmark(json_output: bool = False, models: tuple[str, ...] = ("unet", "dit"), n: int = 8,
-                  probes=(8, 32, 128), seed: int = 0, threads: int | None = 1, compare_methods: bool = True) -> dict:
-    """Run the benchmark on each model; prints a table (or JSON) and returns {"unet": {...}, "dit": {...}}."""
+                  probes=(8, 32, 128), seed: int = 0, threads: int | None = 1, compare_methods: bool = True,
+                  out: str | Path | None = None) -> dict:
+    """Run the benchmark on each model; prints a table (or JSON) and returns {"unet": {...}, "dit": {...}};
+    with `out`, also writes OUT/bench_ldr.json and OUT/bench_ldr.md."""
     if threads is not None:
         torch.set_num_threads(threads)
     results = {name: bench_model(name, n=n, probes=probes, seed=seed, compare_methods=compare_methods)
                for name in models}
-    print(json.dumps(results, indent=1) if json_output else format_results(results), flush=True)
+    table = format_results(results)
+    print(json.dumps(results, indent=1) if json_output else table, flush=True)
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench_ldr.json").write_text(json.dumps(results, indent=1))
+        (out / "bench_ldr.md").write_text("```\n" + table + "\n```\n")
     return results

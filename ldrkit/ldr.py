@@ -30,7 +30,8 @@ element, the squared norm of its Jacobian column) is sum_k rows_k^2, exact or un
 How the VJPs are batched (`jacobian=`), measured on CPU with 1 thread (`python -m ldrkit bench ldr`;
 UNet2DModel 0.28M and DiT 0.65M parameters, 1x16x64 images, |R| = 256, 8 samples):
 - "vmap": one forward per sample, then `torch.func.vmap` over chunks of cotangents of the
-  `torch.func.vjp` function: 1.25x (UNet) and 1.6x (DiT) faster than the per-element loop.
+  `torch.func.vjp` function: 1.6x (UNet) and 2.0x (DiT) faster than the per-element loop
+  (results/bench/ldr, medians of 3 rounds; single timings read 1.25x and 1.6x).
   The default ("auto") for every model type, falling back to "replicate" if an operation
   has no batching rule. (CPU flash attention has none and vmap loops over it, but swapping
   in a plain matmul-softmax attention or diffusers' classic AttnProcessor gained nothing.)
@@ -40,7 +41,9 @@ UNet2DModel 0.28M and DiT 0.65M parameters, 1x16x64 images, |R| = 256, 8 samples
 Exact rows need |R| backward passes whatever the batching; on these small models a batched
 backward (batch 16) runs only about 1.8x (DiT) and 2.3x (UNet) more rows per second than a
 batch-1 backward (bench key backward_ms_per_row), which bounds what
-any batching can gain. The estimator is the way to go faster.
+any batching can gain. The exact method runs at 68% (UNet) and 86% (DiT) of plain batch-16 backward passes
+(bench key bound_efficiency; under vmap the UNet's GroupNorm and SiLU backward run decomposed into elementwise
+ops). The estimator is the way to go faster.
 Chunks hold at most `max_batch` cotangents (default 16; 16 was fastest, 32-64 up to 20% slower,
 256 twice as slow on the UNet), lowered
 further if `memory_budget` (bytes) is given, from a measurement of one forward's saved
