@@ -8,7 +8,8 @@
     python -m ldrkit detect NAME [--profile cpu] [--seed S] [--n N] [--json]  (hallucination detectors: AUROC table)
     python -m ldrkit sweep NAME... [--profile cpu] [--seeds 0 1 2] [--workers N] [--store] [--fast] [--out FILE]
                                   [--launcher submitit [--cluster slurm|local] [--partition P] [--gpus G]]
-    python -m ldrkit bench ldr [--json]
+    python -m ldrkit bench ldr [--json] [--out DIR]
+    python -m ldrkit bench samples [NAME...] [--n 32] [--target 0.01] [--out DIR]  (LDR inputs for a target s.e.)
     python -m ldrkit bench train [NAME...] [--profile paper] [--steps 300] [--device cuda] [--out DIR]
     python -m ldrkit bench step [NAME...] [--profile cpu] [--steps 40] [--threads N] [--variants V...] [--out DIR]
     python -m ldrkit theory {k-table,waiting,tilt} [--profile cpu] [--json]  (waiting, tilt: from the stored runs)
@@ -106,15 +107,18 @@ def main(argv: list[str] | None = None) -> int:
     det.add_argument("--n", type=int, default=None, help="samples to score (default: enough for 50 of each class)")
     det.add_argument("--json", action="store_true")
     bench = sub.add_parser("bench", help="benchmarks")
-    bench.add_argument("what", choices=("ldr", "train", "step"),
+    bench.add_argument("what", choices=("ldr", "train", "step", "samples"),
                        help="step: the training step against a bare PyTorch step and its speed-ups, and one "
-                            "evaluation part by part")
+                            "evaluation part by part; samples: how many noised inputs each LDR level needs for a "
+                            "target standard error (stored runs, last checkpoint)")
     bench.add_argument("names", nargs="*", help="train, step: experiments to time (default: the image experiments)")
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--profile", default=None, help="train, step: whose model sizes (default paper; step: cpu)")
     bench.add_argument("--steps", type=int, default=None, help="train, step: timed steps (default 300; step: 40)")
     bench.add_argument("--threads", type=int, default=None, help="step: torch threads (default: torch's)")
     bench.add_argument("--no-eval", action="store_true", help="step: time the training step only")
+    bench.add_argument("--n", type=int, default=32, help="samples: noised inputs the spread is measured on (default 32)")
+    bench.add_argument("--target", type=float, default=None, help="samples: target standard error (default 0.01)")
     bench.add_argument("--variants", nargs="+", default=None,
                        help="step: bare-step variants to time (default all: ldrkit-fast bare fused-adam channels-last compile fused+compile bf16)")
     bench.add_argument("--warmup", type=int, default=10, help="train: untimed steps first (default 10)")
@@ -277,6 +281,22 @@ def _dispatch(args) -> int:
         rows = detection.detection_rows(detection.cached_scores(run, n, args.seed), args.name)
         print(json.dumps([{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows],
                          indent=1) if args.json else detection.format_table(rows))
+        return 0
+    if args.command == "bench" and args.what == "samples":
+        from .bench_samples import TARGET_SE, run_sample_benchmark
+        _positive(args.n, "--n", 2)
+        target = TARGET_SE if args.target is None else args.target
+        try:
+            if not target > 0:
+                raise ValueError(f"--target must be a positive standard error, got {target}")
+            profile = args.profile or "cpu"
+            experiments.check_profile(profile)
+            for name in args.names:
+                experiments.get_experiment(name)
+            run_sample_benchmark(args.names, profile, args.n, target, out=args.out, json_output=args.json)
+        except (experiments.UnknownNameError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "bench" and args.what == "step":
         from .bench_step import VARIANTS, run_step_benchmark

@@ -1,0 +1,31 @@
+"""`bench samples`: the count of noised inputs an LDR level needs for a target standard error."""
+import math
+
+import pytest
+
+from ldrkit import bench_samples as B
+
+
+def test_needed_is_the_smallest_count_whose_standard_error_reaches_the_target():
+    for sd, target in ((0.2, 0.01), (0.0846, 0.01), (0.05, 0.02), (1e-4, 0.01)):
+        n = B.needed(sd, target)
+        assert sd / math.sqrt(n) <= target + 1e-12 and n >= 2
+        if n > 2:
+            assert sd / math.sqrt(n - 1) > target
+    with pytest.raises(ValueError, match="positive"):
+        B.needed(0.1, 0.0)
+
+
+def test_rows_of_a_smoke_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("LDRKIT_RUNS", str(tmp_path))
+    rows = B.sample_count_rows("parity-mlp-L8", "smoke", 0, n=6, target=0.01)
+    levels = {r["level"] for r in rows}
+    assert {(r["output"], r["level"]) for r in rows} == {(o, lv) for o in ("eps", "x0") for lv in levels}
+    for r in rows:
+        assert r["sd"] >= 0 and r["n"] == 6
+        assert r["se_at_ldr_samples"] == pytest.approx(r["sd"] / math.sqrt(r["ldr_samples"]))
+        assert r["needed"] == B.needed(r["sd"], 0.01)
+    text = B.format_table(rows)
+    assert text.count("\n") == len(rows) + 1 and "parity-mlp-L8" in text
+    with pytest.raises(ValueError, match="at least 2"):
+        B.sample_count_rows("parity-mlp-L8", "smoke", 0, n=1)
