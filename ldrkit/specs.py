@@ -194,9 +194,11 @@ for _profile, _sizes in {
 # comparison needs at least two runs).
 for _profile, _seeds in {"smoke": [0, 1], "cpu": [0, 1, 2], "paper": [0, 1, 2]}.items():
     ANALYSIS[_profile]["control_seeds"] = _seeds
-# ... and of its negative control, the two parenthesis DiTs with kappa at every evaluation (DIT_KAPPA).
+# ... and of its negative controls, the two parenthesis DiTs and the two parenthesis UNets with kappa at every
+# evaluation (DIT_KAPPA, UNET_KAPPA).
 for _profile, _seeds in {"smoke": [0], "cpu": [0, 1, 2], "paper": [0, 1, 2]}.items():
     ANALYSIS[_profile]["dit_kappa_seeds"] = _seeds
+    ANALYSIS[_profile]["unet_kappa_seeds"] = _seeds
 
 
 def analysis_sizes(profile: str) -> dict:

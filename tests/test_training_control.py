@@ -166,3 +166,16 @@ def test_oracle_references_read_the_calibration_at_the_level_and_skip_the_insepa
     T.plot_cross(cross_rows_from(np.zeros(3), np.ones(3), np.ones(3), steps), "0.7", a, b, references=refs)
     assert 0.25 in [line.get_ydata()[0] for line in a.lines]
     plt.close(fig)
+
+
+def test_the_store_gives_every_kappa_control_seed_the_oracles_chapter_reads():
+    """The oracles chapter reads both negative controls (DiTs, UNets) at cpu from the store, never trains them."""
+    from stored import assert_stored
+    from ldrkit.specs import DIT_KAPPA, UNET_KAPPA, analysis_sizes
+    sizes = analysis_sizes("cpu")
+    for name in DIT_KAPPA.values():
+        for seed in sizes["dit_kappa_seeds"]:
+            assert_stored(name, seed)
+    for name in UNET_KAPPA.values():
+        for seed in sizes["unet_kappa_seeds"]:
+            assert_stored(name, seed)
