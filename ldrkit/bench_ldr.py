@@ -5,9 +5,11 @@ For a diffusers UNet2DModel (attention at the lowest resolution) and a DiT, each
 Jacobian rows), at sqrt(alpha_bar) = 0.5 on inputs drawn from p_t of random +-1 images, one run reports
 - naive_s: a Python loop of one torch.autograd.grad per output element and sample (the
   published way of computing J_R);
-- exact_s: ldrkit's exact method (`jacobian="auto"`, i.e. vmap over chunks of VJPs), and
-  max_diff, the largest difference of its per-sample LDR values from the loop's;
-- exact_methods: the seconds of each batching strategy, the measurement behind "auto";
+- exact_s: ldrkit's exact method (`jacobian="auto"`, i.e. "graph": one forward of 16 copies of a sample, then
+  batched backward passes through it), and max_diff, the largest difference of its per-sample LDR values from
+  the loop's;
+- exact_methods: the seconds of each batching strategy ("graph", "vmap", "replicate", vmap with math attention),
+  the measurement behind "auto";
 - estimate: for 8, 32 and 128 Rademacher probes, seconds and abs_err, the mean over
   samples of |estimate - exact| of the per-sample eps-LDR.
 - backward_ms_per_row: one plain backward pass per row at batch 1, 16 and 64, the
@@ -15,9 +17,9 @@ Jacobian rows), at sqrt(alpha_bar) = 0.5 on inputs drawn from p_t of random +-1 
 - bound_s and bound_efficiency: n |R| rows as plain backward passes of batch 16 through one stored graph (what
   the exact rows cost at best), timed in the same rounds as the exact method, and its ratio to exact_s (1 = the
   exact method as fast as plain batched backward passes; the issue's goal is 0.8);
-- profile: where one chunk of the exact method's vmapped VJPs and one plain batched backward of the same size
-  spend their time (top operators by self CPU time): an efficiency below the goal shows its reason there
-  (operators without a vmap batching rule run once per row, or decomposed).
+- profile: where one chunk of vmapped VJPs ("vmap") and one plain batched backward of the same size ("bound",
+  the operation the "graph" method repeats) spend their time (top operators by self CPU time): why vmap falls
+  short of the bound shows there (operators without a vmap batching rule run once per row, or decomposed).
 Run as `python -m ldrkit bench ldr [--json] [--out DIR]` or `run_benchmark()`; set one thread first.
 """
 from __future__ import annotations
@@ -93,8 +95,8 @@ def backward_ms_per_row(model, x1: torch.Tensor, t: int, batches=BOUND_BATCHES, 
 
 
 def chunk_profile(model, x1: torch.Tensor, t: int, chunk: int = 16, top: int = 5) -> dict:
-    """Top operators (share of self CPU time) of one chunk of `chunk` vmapped VJPs at one input, as the exact
-    method runs them, and of one plain backward pass of a batch of `chunk` copies of it (the bound's operation)."""
+    """Top operators (share of self CPU time) of one chunk of `chunk` vmapped VJPs at one input ("vmap"), and of
+    one plain backward pass of a batch of `chunk` copies of it ("bound": the operation the graph method repeats)."""
     from .bench_step import op_shares
     ti = torch.full((1,), int(t), dtype=torch.long)
     w = torch.randn(chunk, 1, *x1.shape, generator=torch.Generator().manual_seed(0))
@@ -104,7 +106,7 @@ def chunk_profile(model, x1: torch.Tensor, t: int, chunk: int = 16, top: int = 5
         vmapped = torch.func.vmap(pullback)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # vmap's "performance drop" warning: the profile shows it
-            out["exact"] = op_shares(lambda: vmapped(w), top=top)
+            out["vmap"] = op_shares(lambda: vmapped(w), top=top)
         xb = x1.expand(chunk, *x1.shape).clone().requires_grad_(True)
         eps = model(xb, ti.expand(chunk))
         out["bound"] = op_shares(lambda: torch.autograd.grad(eps, xb, w.reshape(chunk, *x1.shape),
@@ -117,11 +119,11 @@ ROUNDS = 3
 by up to 1.5x between calls."""
 
 
-def _math_attention(fn, *args):
+def _math_attention(fn, *args, **kwargs):
     """fn(*args) with attention computed as matmul + softmax (whose backward vmap batches) instead of CPU flash
     attention (whose backward has no batching rule, so vmap runs it once per row)."""
     with sdpa_kernel(SDPBackend.MATH):
-        return fn(*args)
+        return fn(*args, **kwargs)
 
 
 def _timed(fn):
@@ -144,19 +146,20 @@ def bench_model(name: str, n: int = 8, probes=(8, 32, 128), sqrt_alpha_bar: floa
     # Warm up allocator and kernels on one sample so that no method pays the first call.
     L.jacobian_rows(model, x[:1], t, region)
     naive, naive_s = _timed(lambda: naive_rows(model, x, t, region))
-    methods = {"vmap": lambda: L.jacobian_rows(model, x, t, region),
+    methods = {"graph": lambda: L.jacobian_rows(model, x, t, region),
                "bound": batched_bound(model, x[0], t, len(x) * int(region.sum()))}
     if compare_methods:
+        methods["vmap"] = lambda: L.jacobian_rows(model, x, t, region, jacobian="vmap")
         methods["replicate"] = lambda: L.jacobian_rows(model, x, t, region, jacobian="replicate")
-        methods["vmap+math-attention"] = lambda: _math_attention(L.jacobian_rows, model, x, t, region)
+        methods["vmap+math-attention"] = lambda: _math_attention(L.jacobian_rows, model, x, t, region, jacobian="vmap")
     seconds = {m: [] for m in methods}
     for _ in range(ROUNDS):  # round-robin: a slow minute of the machine hits every method alike
         for m, fn in methods.items():
             exact_or_other, s = _timed(fn)
             seconds[m].append(s)
-            if m == "vmap":
+            if m == "graph":
                 exact = exact_or_other
-    exact_s = statistics.median(seconds["vmap"])
+    exact_s = statistics.median(seconds["graph"])
     exact_ldr, naive_ldr = L.ratio(exact, region), L.ratio(naive, region)
     result = {
         "model": name, "spec": BENCH_MODELS[name], "parameters": count_parameters(model), "signal_shape": list(SHAPE),
@@ -189,7 +192,7 @@ def format_results(results: dict) -> str:
         lines.append(f"{head} {'naive loop':>14s} {r['naive_s']:8.2f} {1.0:8.2f} {'-':>10s}")
         lines.append(f"{head} {'exact':>14s} {r['exact_s']:8.2f} {r['speedup_exact']:8.2f} {r['max_diff']:10.1e}")
         for m, s in r.get("exact_methods", {}).items():
-            if m != "vmap":
+            if m != "graph":
                 lines.append(f"{head} {'exact/' + m:>14s} {s:8.2f} {r['naive_s'] / s:8.2f} {'':>10s}")
         for k, e in r["estimate"].items():
             lines.append(f"{head} {'estimate K=' + k:>14s} {e['seconds']:8.2f} {e['speedup']:8.2f} {e['abs_err']:10.4f}")

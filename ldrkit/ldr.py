@@ -29,21 +29,23 @@ element, the squared norm of its Jacobian column) is sum_k rows_k^2, exact or un
 
 How the VJPs are batched (`jacobian=`), measured on CPU with 1 thread (`python -m ldrkit bench ldr`;
 UNet2DModel 0.28M and DiT 0.65M parameters, 1x16x64 images, |R| = 256, 8 samples):
+- "graph": one forward of a batch of c copies of each sample, then one batched backward pass per chunk of c
+  cotangents through that stored graph (copy j carries cotangent j): the rows of plain batched backward passes,
+  plus one forward per sample. The default ("auto") for every model type; it needs only that the copies do not
+  interact (true in eval mode: no batch statistics). 1.56x (UNet) and 2.14x (DiT) faster than the per-element
+  loop, at 87% and 93% of the batched-backward bound below; "vmap" reached 62% and 81% in the same rounds
+  (results/bench/ldr, medians of 3 round-robin rounds).
 - "vmap": one forward per sample, then `torch.func.vmap` over chunks of cotangents of the
-  `torch.func.vjp` function: 1.6x (UNet) and 2.0x (DiT) faster than the per-element loop
-  (results/bench/ldr, medians of 3 rounds; single timings read 1.25x and 1.6x).
-  The default ("auto") for every model type, falling back to "replicate" if an operation
-  has no batching rule. (CPU flash attention has none and vmap loops over it, but swapping
-  in a plain matmul-softmax attention or diffusers' classic AttnProcessor gained nothing.)
-- "replicate": the input repeated once per cotangent and one backward call per chunk:
-  1.05x (UNet) and 0.9x (DiT) of the loop's speed, since it repeats the forward.
+  `torch.func.vjp` function: 1.1x (UNet) and 1.9x (DiT) faster than the per-element loop, and slower than
+  "graph": under vmap the UNet's GroupNorm and SiLU backward run decomposed into elementwise ops, and CPU flash
+  attention's backward has no batching rule (vmap loops over it; a plain matmul-softmax attention gained nothing).
+- "replicate": the input repeated once per cotangent and one forward and backward call per chunk:
+  0.84x (UNet) and 1.05x (DiT) of the loop's speed, since it repeats the forward.
 - "loop": one autograd.grad per cotangent (the naive reference).
 Exact rows need |R| backward passes whatever the batching; on these small models a batched
-backward (batch 16) runs only about 1.8x (DiT) and 2.3x (UNet) more rows per second than a
-batch-1 backward (bench key backward_ms_per_row), which bounds what
-any batching can gain. The exact method runs at 68% (UNet) and 86% (DiT) of plain batch-16 backward passes
-(bench key bound_efficiency; under vmap the UNet's GroupNorm and SiLU backward run decomposed into elementwise
-ops). The estimator is the way to go faster.
+backward (batch 16) runs only about 2.8x (DiT) and 2.1x (UNet) more rows per second than a
+batch-1 backward (bench key backward_ms_per_row), which bounds what any batching can gain
+(bench keys bound_s, bound_efficiency). The estimator is the way to go faster.
 Chunks hold at most `max_batch` cotangents (default 16; 16 was fastest, 32-64 up to 20% slower,
 256 twice as slow on the UNet), lowered
 further if `memory_budget` (bytes) is given, from a measurement of one forward's saved
@@ -71,7 +73,7 @@ LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)
 """The sqrt(alpha_bar) levels of the paper's Fig. 5."""
 OUTPUTS = ("eps", "x0", "eps_minus_identity")
 METHODS = ("exact", "estimate")
-JACOBIANS = ("auto", "vmap", "replicate", "loop")
+JACOBIANS = ("auto", "graph", "vmap", "replicate", "loop")
 
 
 @dataclass(frozen=True)
@@ -186,19 +188,14 @@ def vjps(model: Denoiser, x: torch.Tensor, t: int, cotangents, k: int, *, jacobi
     x = x.detach()
     with eval_mode(model), frozen(model), torch.enable_grad():
         c = chunk_size(model, x, t, max_batch, memory_budget)
-        mode = "vmap" if jacobian == "auto" else jacobian
+        mode = "graph" if jacobian == "auto" else jacobian
         for i in range(n):
             xi, ti = x[i:i + 1], torch.full((1,), int(t), dtype=torch.long)
-            if mode == "vmap":
-                try:
-                    _vjps_vmap(model, xi, ti, cotangents, i, k, c, shape, out[i])
-                    continue
-                except Exception as err:  # an op without a batching rule
-                    if jacobian != "auto":
-                        raise
-                    warnings.warn(f"vmap VJPs failed ({type(err).__name__}: {err}); using replicate", stacklevel=2)
-                    mode = "replicate"
-            if mode == "replicate":
+            if mode == "graph":
+                _vjps_graph(model, xi, ti, cotangents, i, k, c, shape, out[i])
+            elif mode == "vmap":
+                _vjps_vmap(model, xi, ti, cotangents, i, k, c, shape, out[i])
+            elif mode == "replicate":
                 for s in range(0, k, c):
                     w = cotangents(i, s, min(k, s + c))
                     m = len(w)
@@ -215,12 +212,27 @@ def vjps(model: Denoiser, x: torch.Tensor, t: int, cotangents, k: int, *, jacobi
     return out
 
 
+def _vjps_graph(model, xi, ti, cotangents, i, k, c, shape, out_i):
+    """One forward of m = min(c, k) copies of the input, then one batched backward pass per chunk of m cotangents
+    through that stored graph (copy j carries cotangent j; a short last chunk is padded with zeros)."""
+    m = min(c, k)
+    rep = xi.expand(m, *shape).clone().requires_grad_(True)
+    eps = model(rep, ti.expand(m)).reshape(m, -1)
+    for s in range(0, k, m):
+        w = cotangents(i, s, min(k, s + m)).to(eps.dtype)
+        e = len(w)
+        if e < m:
+            w = torch.cat([w, w.new_zeros(m - e, w.shape[1])])
+        (g,) = torch.autograd.grad(eps, rep, w, retain_graph=s + m < k)
+        out_i[s:s + e] = g.detach().reshape(m, -1)[:e]
+
+
 def _vjps_vmap(model, xi, ti, cotangents, i, k, c, shape, out_i):
     eps, pullback = torch.func.vjp(lambda z: model(z, ti), xi)
     for s in range(0, k, c):
         w = cotangents(i, s, min(k, s + c))
         with warnings.catch_warnings():
-            # CPU flash attention has no batching rule: vmap loops over it (still the fastest measured)
+            # CPU flash attention has no batching rule: vmap loops over it ("graph" has no such loop)
             warnings.filterwarnings("ignore", message=".*performance drop.*batching rule.*")
             (g,) = torch.func.vmap(pullback)(w.reshape(len(w), 1, *shape).to(eps.dtype))
         out_i[s:s + len(w)] = g.detach().reshape(len(w), -1)

@@ -24,12 +24,12 @@ def test_bench_model_reports_the_bound_beside_the_exact_rows(toy, name, tmp_path
     r = B.bench_model(name, n=2, probes=(4,))
     assert r["region_size"] == 16 * 4 and r["max_diff"] < 1e-5  # exact rows = the per-element loop's
     assert r["bound_s"] > 0 and r["bound_efficiency"] == pytest.approx(r["bound_s"] / r["exact_s"], rel=0.1)  # seconds rounded to ms
-    assert set(r["exact_methods"]) == {"vmap", "replicate", "vmap+math-attention"}
-    for part in ("exact", "bound"):
+    assert set(r["exact_methods"]) == {"graph", "vmap", "replicate", "vmap+math-attention"}
+    for part in ("vmap", "bound"):
         shares = [o["share"] for o in r["profile"][part]]
         assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1 + 1e-6
     text = B.format_results({name: r})
-    assert f"exact at {r['bound_efficiency']:.0%} of the bound" in text and f"{name} exact: " in text
+    assert f"exact at {r['bound_efficiency']:.0%} of the bound" in text and f"{name} vmap: " in text
 
 
 def test_batched_bound_runs_one_backward_per_chunk(monkeypatch):

@@ -130,15 +130,16 @@ def test_guided_eps_is_the_critic_gradient_term_with_and_without_grad(parens):
 
 
 def test_jacobian_probes_see_the_guidance_term(parens):
-    """vmap-of-vjp rows equal plain autograd rows (double backward through the critic) and differ from
-    the unguided network's rows: the probes measure the guided denoiser, guidance included."""
+    """vmap-of-vjp rows equal plain autograd rows and the batched graph's (double backward through the critic), and
+    differ from the unguided network's rows: the probes measure the guided denoiser, guidance included."""
     setup, model, critic = parens
     guided = CriticGuided(model, critic, setup.schedule, 5.0)
     x = setup.train_data[:2]
     region = setup.renderer.region(1)
     rows = ldr.jacobian_rows(guided, x, 500, region, jacobian="vmap")
-    torch.testing.assert_close(rows, ldr.jacobian_rows(guided, x, 500, region, jacobian="loop"), atol=1e-5,
-                               rtol=1e-4)
+    for other in ("loop", "graph"):
+        torch.testing.assert_close(rows, ldr.jacobian_rows(guided, x, 500, region, jacobian=other), atol=1e-5,
+                                   rtol=1e-4)
     plain = ldr.jacobian_rows(model, x, 500, region, jacobian="vmap")
     assert (rows - plain).abs().max() > 1e-4
     assert all(p.requires_grad for p in guided.parameters())  # the probe restores the parameters
