@@ -9,7 +9,8 @@ had uncommitted changes), the spec hash that made it, and the SHA-256 of every s
 
 Guarantees: `store_run` refuses a run whose spec hash is not the current code's and a source
 that is the store itself, and writes into a temporary folder renamed into place (an interrupted
-store leaves the old stored run intact). `restore_run` checks every file against its recorded
+store leaves the old stored run intact; a kill between the two renames of the swap is undone
+the next time the stored run is looked up). `restore_run` checks every file against its recorded
 digest and refuses a stored run that does not match, naming the file; `top_up_restored` brings a folder
 restored earlier the files (caches) stored since.
 """
@@ -39,7 +40,22 @@ def store_root() -> Path:
 
 
 def stored_dir(name: str, profile: str, seed: int, root: Path | None = None) -> Path:
-    return Path(root or store_root()) / name / f"{profile}-seed{seed}"
+    """The folder of a stored run (a swap that a kill interrupted is finished first)."""
+    return _finish_interrupted_swap(Path(root or store_root()) / name / f"{profile}-seed{seed}")
+
+
+def _finish_interrupted_swap(dest: Path) -> Path:
+    """Put back the old stored run when a kill fell between the two renames of `store_run`'s swap.
+
+    Replacing a folder takes two renames (old aside, new in); a process killed between them leaves
+    no folder at `dest` but a whole one at `.NAME.old-PID` (whole: it was the stored run), which
+    is renamed back. Returns `dest`.
+    """
+    if not dest.exists() and dest.parent.is_dir():
+        aside = sorted(p for p in dest.parent.glob(f".{dest.name}.old-*") if (p / "provenance.json").exists())
+        if aside:
+            os.replace(max(aside, key=lambda p: p.stat().st_mtime), dest)
+    return dest
 
 
 def code_version() -> dict:
@@ -136,7 +152,7 @@ def _altered(path: Path) -> RunFolderError:
 
 def verify_stored(stored: Path) -> dict:
     """The provenance of a stored run after checking every file against its recorded SHA-256."""
-    provenance = read_json(stored / "provenance.json")
+    provenance = read_json(_finish_interrupted_swap(Path(stored)) / "provenance.json")
     recorded = provenance.get("files")
     if recorded is None:
         raise RunFolderError(f"{stored}/provenance.json records no file digests; re-store the run")

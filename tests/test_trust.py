@@ -138,6 +138,14 @@ def test_sigkill_during_store_leaves_a_verified_run(run_copy, results):
     store.verify_stored(stored)  # whichever moment it died, the stored run is whole
 
 
+def test_a_kill_between_the_two_renames_of_the_swap_is_undone(run_copy, results):
+    stored = store.store_run(run_copy)
+    os.replace(stored, stored.parent / f".{stored.name}.old-12345")  # the state a kill there leaves
+    assert not stored.exists()
+    assert store.verify_stored(stored)["config_hash"] == Run(run_copy).hash
+    assert stored.exists() and not list(stored.parent.glob(".*.old-*"))
+
+
 def test_a_stale_stored_run_is_reported_before_retraining(run_copy, results, capsys, tmp_path, monkeypatch):
     stored = store.store_run(run_copy)
     provenance = json.loads((stored / "provenance.json").read_text())
