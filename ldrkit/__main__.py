@@ -1,7 +1,8 @@
 """Command line.
 
     python -m ldrkit list
-    python -m ldrkit run NAME --profile {smoke,cpu,paper} [--seed S] [--out DIR] [--fresh] [--fast]
+    python -m ldrkit run NAME --profile {smoke,cpu,paper} [--seed S] [--out DIR] [--fresh] [--fast] [--kappa]
+                                  (--kappa: runs NAME-kappa, kappa at every evaluation, for any image experiment)
     python -m ldrkit ldr RUN_DIR [--method exact|estimate] [--probes K] [--n N]
     python -m ldrkit coupling RUN_DIR [--n N] [--method exact|estimate] [--probes K]  (0 = product oracle, 1 = rule)
     python -m ldrkit resample RUN_DIR [--sampler ddpm|ddim] [--steps K] [--n N] [--seed S]  (last checkpoint, other sampler)
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="train from scratch even when the folder or results/ holds a run of this spec")
     run.add_argument("--fast", action="store_true", help="train with fused Adam and torch.compile (not bit for bit "
                      "the default run; same spec; recorded in launches.jsonl): $LDRKIT_FAST=1")
+    run.add_argument("--kappa", action="store_true", help="record the coupling score kappa at every evaluation: runs "
+                     "NAME-kappa (any image experiment; its own spec, run folder and stored runs)")
     keep = sub.add_parser("store", help="copy finished runs (runs/NAME/PROFILE-seedS) into the results store")
     keep.add_argument("names", nargs="+")
     keep.add_argument("--profile", default="cpu")
@@ -358,6 +361,8 @@ def _dispatch(args) -> int:
     if args.command == "list":
         print("\n".join(sorted(experiments.EXPERIMENTS)))
         return 0
+    if args.kappa and not args.name.endswith(experiments.KAPPA_SUFFIX):
+        args.name += experiments.KAPPA_SUFFIX
     try:
         experiments.check_profile(args.profile)
         experiments.get_experiment(args.name)

@@ -20,8 +20,8 @@ from pathlib import Path
 from .files import RunFolderError, atomic_write, read_json
 from .pipeline import run_oracle, run_training
 from .runs import ConfigMismatchError, Run
-from .specs import (EXPERIMENTS, PROFILES, Experiment, UnknownNameError, check_profile, get_experiment,  # noqa: F401
-                    merge, resolve_profile, spec_hash)
+from .specs import (EXPERIMENTS, KAPPA_SUFFIX, PROFILES, Experiment, UnknownNameError, check_profile,  # noqa: F401
+                    get_experiment, merge, resolve_profile, spec_hash)
 from .stairs import run_stairs
 from .train import is_main_process
 from .store import (code_version, compare_table, find_stored, restore_run, stale_stored, stored_dir, stored_runs,

@@ -258,6 +258,14 @@ def register(experiment: Experiment) -> Experiment:
 
 
 def get_experiment(name: str) -> Experiment:
+    """The registered experiment `name`; NAME-kappa is NAME with kappa at every evaluation for any image experiment."""
+    if name not in EXPERIMENTS and name.endswith(KAPPA_SUFFIX) and name.removesuffix(KAPPA_SUFFIX) in EXPERIMENTS:
+        base = name.removesuffix(KAPPA_SUFFIX)
+        if not records_kappa(base):
+            raise UnknownNameError(f"unknown experiment {name!r}: {base} is not a trained image experiment "
+                                   "(no rule and product oracles to calibrate kappa) or already records kappa")
+        register(Experiment(name, f"{base} with the coupling score kappa recorded at every evaluation",
+                            with_coupling(base)))
     if name not in EXPERIMENTS:
         raise UnknownNameError(f"unknown experiment {name!r}; valid experiments: {', '.join(sorted(EXPERIMENTS))}")
     return EXPERIMENTS[name]
@@ -302,6 +310,22 @@ def with_coupling(base: str, levels: list[float] | None = None) -> Callable[[str
         spec["eval"]["coupling_levels"] = levels
         return spec
     return make
+
+
+KAPPA_SUFFIX = "-kappa"
+"""NAME-kappa: the experiment NAME with kappa recorded at every evaluation (registered on first use for any image
+experiment, at its LDR levels; a distinct spec and hash, so NAME's stored runs stay valid)."""
+
+
+def records_kappa(name: str) -> bool:
+    """True when `name` is a trained image experiment (it has evaluations and a grammar, so a rule and a product
+    oracle) that does not already record kappa."""
+    experiment = EXPERIMENTS.get(name)
+    if experiment is None or experiment.kind != "train":
+        return False
+    config = experiment.config("smoke", 0)
+    return "grammar" in config and "oracle" not in config and not config.get("eval", {}).get("coupling_samples")
+
 
 
 for _length in (8, 16):

@@ -103,3 +103,24 @@ def test_fast_sets_ldrkit_fast_for_the_command_only(monkeypatch, capsys):
     assert seen == [True, False] and "LDRKIT_FAST" not in os.environ
     assert main(["run", "no-such-experiment", "--fast"]) == 2 and "LDRKIT_FAST" not in os.environ
     capsys.readouterr()
+
+
+def test_kappa_runs_any_image_experiment_with_kappa_at_every_evaluation(tmp_path):
+    from ldrkit import specs
+    name = "parity-mlp-L16-symbols"  # an image experiment with no registered -kappa variant
+    out = ldrkit("run", name, "--kappa", "--profile", "smoke", "--out", str(tmp_path), "--quiet")
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["experiment"] == name + "-kappa"
+    base, variant = (specs.get_experiment(n).config("smoke", 0) for n in (name, name + "-kappa"))
+    assert metrics["config_hash"] == specs.spec_hash(variant) != specs.spec_hash(base)  # base's stored runs stay valid
+    for e in metrics["evaluations"]:
+        assert set(e["coupling"]) == LEVEL_KEYS
+        for r in e["coupling"].values():  # a value with its s.e., or None where the oracles do not differ
+            assert r["value"] is None or (r["se"] >= 0 and abs(r["value"]) < 10)
+
+
+def test_kappa_of_an_experiment_without_oracles_is_a_one_line_error():
+    out = ldrkit("run", "stairs-tilt-0", "--kappa", "--profile", "smoke")
+    assert out.returncode == 2 and "not a trained image experiment" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
