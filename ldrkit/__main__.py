@@ -10,7 +10,7 @@
     python -m ldrkit sweep NAME... [--profile cpu] [--seeds 0 1 2] [--workers N] [--store] [--fast] [--out FILE]
                                   [--launcher submitit [--cluster slurm|local] [--partition P] [--gpus G]]
     python -m ldrkit bench ldr [--json] [--out DIR]
-    python -m ldrkit bench samples [NAME...] [--n 32] [--target 0.01] [--out DIR]  (LDR inputs for a target s.e.)
+    python -m ldrkit bench samples [NAME...] [--n 32] [--target 0.01] [--out DIR]  (LDR inputs for a target s.e.; estimator at equal error)
     python -m ldrkit bench train [NAME...] [--profile paper] [--steps 300] [--device cuda] [--out DIR]
     python -m ldrkit bench step [NAME...] [--profile cpu] [--steps 40] [--threads N] [--variants V...] [--out DIR]
     python -m ldrkit theory {k-table,waiting,tilt} [--profile cpu] [--json]  (waiting, tilt: from the stored runs)
