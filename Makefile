@@ -32,7 +32,7 @@ test-slow: $(VENV)/.installed  ## the image first-act retraining tests that `mak
 reproduce: $(VENV)/.installed  ## retrain the headline cpu runs on two workers (~1.6 h); reproduce/reproduce.md compares
 	$(PY) -m ldrkit reproduce --headline --workers 2 --profile cpu --out reproduce
 
-reproduce-all: $(VENV)/.installed  ## retrain every stored cpu run on two workers (~6.4 h)
+reproduce-all: $(VENV)/.installed  ## retrain every stored cpu run on two workers (~7.4 h)
 	$(PY) -m ldrkit reproduce --workers 2 --profile cpu --out reproduce
 
 clean:

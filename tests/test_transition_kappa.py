@@ -72,3 +72,14 @@ def test_kappa_tests_memorisation_only_where_the_memoriser_itself_couples():
     assert TK.memorisation_test(TK.transition(rows, memoriser=(0.6, 0.05))) == "rose"
     flat = [seed(0.1, 0.1)] * 3
     assert TK.memorisation_test(TK.transition(flat, memoriser=(0.6, 0.05))).startswith("no change")
+
+
+def test_the_fixed_step_reading_says_training_time_when_only_the_step_moves_kappa():
+    step_only = {"raw": {"r": 0.8, "p": 0.001}, "step": {"r": 0.9, "p": 0.0001}, "partial": {"r": 0.1, "p": 0.7}}
+    assert "training time cannot be ruled out" in TK.fixed_step_reading({"level": "0.4", "control": step_only})
+    with_memorisation = {**step_only, "partial": {"r": 0.6, "p": 0.01}}
+    assert TK.fixed_step_reading({"level": "0.4", "control": with_memorisation}) == \
+        "κ moves with memorisation at a fixed step"
+    nothing = {"raw": {"r": 0.1, "p": 0.6}, "step": {"r": 0.0, "p": 0.9}, "partial": {"r": -0.1, "p": 0.7}}
+    assert TK.fixed_step_reading({"level": "0.4", "control": nothing}).startswith("κ moves neither")
+    assert TK.fixed_step_reading({"level": None}) == "not separable"

@@ -15,7 +15,8 @@ from ..runs import Run
 from .coupling_report import CALIBRATION_INPUTS, oracle_calibration
 from .memorisation import before_onset, onset_step
 from .stats import seed_mean, sign_verdict
-from .training_control import clearest_level, control, kappa_rows, oracle_references, plot_control, reference_line
+from .training_control import (clearest_level, control, kappa_rows, oracle_references, plot_control, reference_line,
+                               verdict)
 
 SIGMAS = 2.0          # a change (or a distance from the memoriser) counts beyond this many standard errors
 MEMORISER_FLOOR = 0.1  # kappa can test "memorising couples the symbols" only where the exact memoriser's kappa
@@ -68,6 +69,21 @@ def memorisation_test(t: dict, floor: float = MEMORISER_FLOOR, sigmas: float = S
     if mem is None or not mem[0] - sigmas * mem[1] > floor:
         return "not discriminating"
     return t["verdict"]
+
+
+FIXED_STEP_READINGS = {"tracks the rule": "κ moves with memorisation at a fixed step",
+                       "tracks training time only": "κ moves over training but not with memorisation at a fixed step "
+                                                    "(training time cannot be ruled out)",
+                       "no relation": "κ moves neither with memorisation nor over training",
+                       "not measured": "not measured"}
+
+
+def fixed_step_reading(a: dict) -> str:
+    """Is a change of kappa memorisation or training time? The oracles chapter's control (`training_control.verdict`)
+    on the in-dataset share of legible samples, in words."""
+    if a["level"] is None:
+        return "not separable"
+    return FIXED_STEP_READINGS[verdict(a["control"])]
 
 
 def references(run: Run, level: str, profile: str) -> dict[str, tuple[float, float]]:
