@@ -264,8 +264,7 @@ def get_experiment(name: str) -> Experiment:
         if not records_kappa(base):
             raise UnknownNameError(f"unknown experiment {name!r}: {base} is not a trained image experiment "
                                    "(no rule and product oracles to calibrate kappa) or already records kappa")
-        register(Experiment(name, f"{base} with the coupling score kappa recorded at every evaluation",
-                            with_coupling(base)))
+        register(kappa_experiment(base))
     if name not in EXPERIMENTS:
         raise UnknownNameError(f"unknown experiment {name!r}; valid experiments: {', '.join(sorted(EXPERIMENTS))}")
     return EXPERIMENTS[name]
@@ -317,6 +316,13 @@ KAPPA_SUFFIX = "-kappa"
 experiment, at its LDR levels; a distinct spec and hash, so NAME's stored runs stay valid)."""
 
 
+def kappa_experiment(base: str, levels: list[float] | None = None) -> Experiment:
+    """The experiment BASE-kappa: `base` with kappa at every evaluation (`with_coupling`)."""
+    at = f" (sqrt(alpha_bar) = {', '.join(map(str, levels))})" if levels else ""
+    return Experiment(base + KAPPA_SUFFIX, f"{base} with the coupling score kappa recorded at every evaluation{at}",
+                      with_coupling(base, levels))
+
+
 def records_kappa(name: str) -> bool:
     """True when `name` is a trained image experiment (it has evaluations and a grammar, so a rule and a product
     oracle) that does not already record kappa."""
@@ -327,10 +333,8 @@ def records_kappa(name: str) -> bool:
     return "grammar" in config and "oracle" not in config and not config.get("eval", {}).get("coupling_samples")
 
 
-
 for _length in (8, 16):
-    register(Experiment(f"parity-mlp-L{_length}-kappa", f"parity-mlp-L{_length} with the coupling score kappa "
-                        "recorded at every evaluation", with_coupling(f"parity-mlp-L{_length}")))
+    register(kappa_experiment(f"parity-mlp-L{_length}"))
 
 
 # The three stairs of a two-layer ReLU network on parity (section 5, appendix A.8).
@@ -444,8 +448,7 @@ DIT_KAPPA = {"parity L=16 DiT": "parity-parens-L16-dit-kappa", "Dyck DiT": "dyck
 # Dyck 1800; the two runs do not share their steps, as the DiTs do).
 UNET_KAPPA = {"parity L=16 UNet": "parity-parens-L16-unet-kappa", "Dyck UNet": "dyck-parens-unet-kappa"}
 for _base in ("parity-parens-L16-dit", "dyck-parens-dit", "parity-parens-L16-unet", "dyck-parens-unet"):
-    register(Experiment(f"{_base}-kappa", f"{_base} with the coupling score kappa recorded at every evaluation "
-                        f"(sqrt(alpha_bar) = {KAPPA_CONTROL_LEVEL})", with_coupling(_base, [KAPPA_CONTROL_LEVEL])))
+    register(kappa_experiment(_base, [KAPPA_CONTROL_LEVEL]))
 
 
 # Quarter-MNIST: four handwritten digits, s1 + s2 = s3 + s4 (section 4.2, appendix A.5, A.7.3).
@@ -592,8 +595,7 @@ SECOND_ACT_HEADLINE = {"Quarter UNet": [32], "Quarter DiT, a token per digit": [
 SECOND_ACT_KAPPA_LEVELS = {"quarter-digits-unet-n32": [0.5, 0.7], "quarter-digits-dit-token-n32": [0.5, 0.7],
                            "parity-parens-L8-unet-n8": [KAPPA_CONTROL_LEVEL]}
 for _base, _levels in SECOND_ACT_KAPPA_LEVELS.items():
-    register(Experiment(f"{_base}-kappa", f"{_base} with the coupling score kappa recorded at every evaluation "
-                        f"(sqrt(alpha_bar) = {', '.join(map(str, _levels))})", with_coupling(_base, _levels)))
+    register(kappa_experiment(_base, _levels))
 # ... as the second-act chapter names them, with their seeds per profile.
 SECOND_ACT_KAPPA = {"Quarter UNet, n = 32": "quarter-digits-unet-n32-kappa",
                     "Quarter DiT, a token per digit, n = 32": "quarter-digits-dit-token-n32-kappa",
@@ -740,9 +742,7 @@ for _base, _sizes in TEXT_LEXICON_SWEEP.items():
 # seed 0's 16 calibration inputs, below the 1e-3 threshold at 0.45; the real-text chapter's KAPPA_LEVELS). Its
 # memoriser sits near kappa 1 there (0.88-1.01 over the three stored seeds), so memorising moves kappa up.
 TEXT_KAPPA_LEVEL = 0.4
-register(Experiment("english-words-unet-lex20-kappa", "english-words-unet-lex20 with the coupling score kappa recorded "
-                    f"at every evaluation (sqrt(alpha_bar) = {TEXT_KAPPA_LEVEL})",
-                    with_coupling("english-words-unet-lex20", [TEXT_KAPPA_LEVEL])))
+register(kappa_experiment("english-words-unet-lex20", [TEXT_KAPPA_LEVEL]))
 SECOND_ACT_KAPPA["English, 20 entries"] = "english-words-unet-lex20-kappa"
 
 # The readers checked on generated samples: the exact denoisers of the text data sampled like a model.

@@ -52,7 +52,7 @@ def _finish_interrupted_swap(dest: Path) -> Path:
     is renamed back. Returns `dest`.
     """
     if not dest.exists() and dest.parent.is_dir():
-        aside = sorted(p for p in dest.parent.glob(f".{dest.name}.old-*") if (p / "provenance.json").exists())
+        aside = [p for p in dest.parent.glob(f".{dest.name}.old-*") if (p / "provenance.json").exists()]
         if aside:
             os.replace(max(aside, key=lambda p: p.stat().st_mtime), dest)
     return dest

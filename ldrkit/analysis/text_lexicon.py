@@ -19,7 +19,7 @@ from .. import ldr as ldr_probe
 from ..estimates import mean_sem
 from ..experiments import get_run
 from ..runs import Run
-from ..specs import TEXT_LEXICON_SWEEP, get_experiment
+from ..specs import TEXT_KAPPA_LEVEL, TEXT_LEXICON_SWEEP, get_experiment
 from ..yardsticks import build_oracle
 from .coupling_report import CALIBRATION_INPUTS, oracle_calibration
 from .memorisation import onset_step
@@ -250,7 +250,7 @@ def last_verdicts(rows: list[dict], column: str = "on the memoriser ruler") -> d
 
 
 # --- the calibrated coupling score on English (kappa, `ldrkit.coupling`) ---------------------------------------
-KAPPA_LEVELS = (0.4, 0.45)   # the English oracles are separable only near here (the rule's signal is ~1e-3)
+KAPPA_LEVELS = (TEXT_KAPPA_LEVEL, 0.45)   # the English oracles are separable only near here (rule signal ~1e-3)
 KAPPA_SHOWN = ("network", "linear", "memoriser")
 
 
