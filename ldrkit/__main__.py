@@ -27,129 +27,357 @@ import os
 import sys
 from contextlib import contextmanager
 
-from . import experiments
-from .files import RunFolderError
-from .runs import ConfigMismatchError
+from .runs import request
+from .runs.files import RunFolderError
+from .runs.run import ConfigMismatchError
+from .spec.hashing import PROFILES, check_profile
+from .spec.registry import EXPERIMENTS, KAPPA_SUFFIX, get_experiment
+
+# --- the commands: (name, help, add_arguments, handler), in the order --help lists them ---------------------
+
+def add_list(p) -> None:
+    pass
+
+
+def cmd_list(args) -> None:
+    print("\n".join(sorted(EXPERIMENTS)))
+
+
+def add_run(p) -> None:
+    p.add_argument("name")
+    p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default cpu)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="run folder (default runs/NAME/PROFILE-seedS)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--fresh", action="store_true",
+                   help="train from scratch even when the folder or results/ holds a run of this spec")
+    p.add_argument("--fast", action="store_true", help="train with fused Adam and torch.compile (not bit for bit "
+                   "the default run; same spec; recorded in launches.jsonl): $LDRKIT_FAST=1")
+    p.add_argument("--kappa", action="store_true", help="record the coupling score kappa at every evaluation: runs "
+                   "NAME-kappa (any image experiment; its own spec, run folder and stored runs)")
+
+
+def cmd_run(args) -> None:
+    if args.kappa and not args.name.endswith(KAPPA_SUFFIX):
+        args.name += KAPPA_SUFFIX
+    get_experiment(args.name)
+    metrics = request.run_experiment(args.name, args.profile, args.seed, args.out, progress=not args.quiet,
+                                     fresh=args.fresh)
+    print(json.dumps({"experiment": args.name, "profile": args.profile, "seed": args.seed,
+                      "wall_seconds": metrics["wall_seconds"], "run_dir": metrics.get("run_dir"),
+                      "final": metrics.get("final", {})}, indent=1))
+
+
+def add_store(p) -> None:
+    p.add_argument("names", nargs="+")
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--keep-steps", type=int, nargs="*", default=[],
+                   help="checkpoints to keep besides the last (those a chapter loads)")
+    p.add_argument("--samples-per-step", type=int, default=64, help="generated samples kept per evaluation")
+    p.add_argument("--drop-kept", action="store_true",
+                   help="do not keep the checkpoints the stored run already kept (default: keep them)")
+
+
+def cmd_store(args) -> None:
+    from .runs.store import store_run
+    for name in args.names:
+        get_experiment(name)
+        print(store_run(request.run_dir_for(name, args.profile, args.seed), samples_per_step=args.samples_per_step,
+                        keep_steps=tuple(args.keep_steps), drop_kept=args.drop_kept))
+
+
+def add_reproduce(p) -> None:
+    p.add_argument("names", nargs="*", help="default: every stored run of the profile")
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="reproduce", help="folder of the fresh runs and reproduce.md")
+    p.add_argument("--headline", action="store_true",
+                   help="only the runs behind the chapters' headline numbers (specs.REPRODUCE_HEADLINE)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="one-thread worker processes training at once (default 1: one after another)")
+
+
+def cmd_reproduce(args) -> None:
+    """The names (given, the headline set, or every stored run), their projected wall time from the stored runs
+    (printed first), then the retraining on `--workers` processes."""
+    from .runs import reproduce
+    from .spec.selections import REPRODUCE_HEADLINE
+    _positive(args.workers, "--workers")
+    if args.headline and args.names:
+        raise ValueError("give either experiment names or --headline, not both")
+    names = list(REPRODUCE_HEADLINE) if args.headline else args.names or None
+    todo = names or reproduce.stored_names(args.profile, args.seed)
+    _, seconds = reproduce.plan(reproduce.stored_wall_seconds(todo, args.profile, args.seed), args.workers)
+    print(f"reproducing {len(todo)} runs on {args.workers} worker(s): about {seconds / 3600:.1f} h projected from "
+          "their stored wall times (one thread each, recorded beside another run)", file=sys.stderr, flush=True)
+    fresh = None
+    if args.workers > 1:
+        from .runs.sweep import pooled_fresh
+        fresh = pooled_fresh(args.profile, args.seed, args.workers)
+    print(reproduce.reproduce(names, args.profile, args.seed, args.out, fresh=fresh))
+
+
+def add_sweep(p) -> None:
+    p.add_argument("names", nargs="+")
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--workers", type=int, default=1, help="worker processes, one torch thread each (default 1)")
+    p.add_argument("--store", action="store_true", help="copy each finished run into the results store")
+    p.add_argument("--out", default=None, help="also write the summary to this file (.md, or .json)")
+    p.add_argument("--launcher", choices=("pool", "submitit"), default="pool",
+                   help="pool: local worker processes (default); submitit: one Slurm job per run (a job array)")
+    p.add_argument("--cluster", choices=("slurm", "local", "debug"), default=None,
+                   help="submitit's cluster (default: Slurm where sbatch exists, else local processes)")
+    p.add_argument("--partition", default=None, help="Slurm partition (submitit)")
+    p.add_argument("--timeout-min", type=int, default=60, help="per-job time limit in minutes (submitit)")
+    p.add_argument("--array-parallelism", type=int, default=None, help="jobs running at once (submitit)")
+    p.add_argument("--gpus", type=int, default=0, help="GPUs per job (submitit)")
+    p.add_argument("--fast", action="store_true", help="train with fused Adam and torch.compile (as run --fast)")
+    p.add_argument("--submitit-folder", default="submitit", help="job scripts and logs (submitit)")
+
+
+def cmd_sweep(args) -> None:
+    from .runs.files import atomic_write
+    from .runs.sweep import format_summary, run_grid, summarise
+    for seed in args.seeds:
+        request.check_seed(seed)
+    cluster = {"folder": args.submitit_folder, "cluster": args.cluster, "partition": args.partition,
+               "timeout_min": args.timeout_min, "array_parallelism": args.array_parallelism, "gpus_per_node": args.gpus}
+    rows = summarise(run_grid(args.names, args.profile, args.seeds, args.workers, args.store,
+                              launcher=args.launcher, cluster=cluster))
+    text = format_summary(rows)
+    print(text)
+    if args.out:
+        atomic_write(args.out, json.dumps(rows, indent=1) if args.out.endswith(".json") else text)
+
+
+def add_ldr(p) -> None:
+    p.add_argument("run_dir")
+    p.add_argument("--method", choices=("exact", "estimate"), default="exact")
+    p.add_argument("--probes", type=int, default=32, help="random probes per sample (estimate)")
+    p.add_argument("--n", type=int, default=None, help="noised inputs per level (default: the run's ldr_samples)")
+
+
+def cmd_ldr(args) -> None:
+    from .analysis.overtraining import format_ldr_table, ldr_over_training
+    from .runs.run import Run
+    _positive(args.n, "--n")
+    _positive(args.probes, "--probes", 2)
+    print(format_ldr_table(ldr_over_training(Run(args.run_dir), method=args.method, probes=args.probes, n=args.n)))
+
+
+def add_coupling(p) -> None:
+    p.add_argument("run_dir")
+    p.add_argument("--n", type=int, default=16, help="noised inputs per level (default 16)")
+    p.add_argument("--method", choices=("exact", "estimate"), default="exact")
+    p.add_argument("--probes", type=int, default=32, help="shared random probes per input (estimate)")
+
+
+def cmd_coupling(args) -> None:
+    from .analysis.kappa_calibration import format_calibration_table, oracle_calibration
+    from .runs.run import Run
+    _positive(args.n, "--n", 2)
+    _positive(args.probes, "--probes", 2)
+    print(format_calibration_table(oracle_calibration(Run(args.run_dir), n=args.n, method=args.method,
+                                                      probes=args.probes)))
+
+
+def add_resample(p) -> None:
+    p.add_argument("run_dir")
+    p.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: all T for ddpm, 50 for ddim)")
+    p.add_argument("--n", type=int, default=None, help="samples (default: the run's evaluation count)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+
+
+def cmd_resample(args) -> None:
+    from .analysis.samplers import format_rows, sampler_rows
+    from .runs.run import Run
+    _positive(args.n, "--n")
+    _positive(args.steps, "--steps")
+    run = Run(args.run_dir)
+    if not run.is_finished():
+        raise FileNotFoundError(f"{run.path} holds no finished run (no metrics.json)")
+    label = f"{run.metrics['experiment']} ({run.metrics['profile']}, seed {run.metrics['seed']})"
+    print(format_rows(sampler_rows({label: [run]}, n=args.n, seed=args.seed, sampler=args.sampler,
+                                   num_steps=args.steps)))
+
+
+def add_detect(p) -> None:
+    p.add_argument("name")
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=int, default=None, help="samples to score (default: enough for 50 of each class)")
+    p.add_argument("--json", action="store_true")
+
+
+def cmd_detect(args) -> None:
+    from .analysis import detectors
+    from .spec.selections import analysis_sizes
+    if get_experiment(args.name).kind in ("stairs", "oracle"):
+        raise ValueError(f"{args.name} is not a trained sampling experiment; detect needs one")
+    _positive(args.n, "--n", 2)
+    run = request.get_run(args.name, args.profile, args.seed, progress=False)
+    n = args.n or detectors.sample_count(run, analysis_sizes(args.profile)["detector_samples"])
+    rows = detectors.detection_rows(detectors.cached_scores(run, n, args.seed), args.name)
+    print(json.dumps([{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows],
+                     indent=1) if args.json else detectors.format_table(rows))
+
+def add_bench(p) -> None:
+    p.add_argument("what", choices=("ldr", "train", "step", "samples"),
+                   help="step: the training step against a bare PyTorch step and its speed-ups, and one "
+                        "evaluation part by part; samples: how many noised inputs each LDR level needs for a "
+                        "target standard error (stored runs, last checkpoint)")
+    p.add_argument("names", nargs="*", help="train, step: experiments to time (default: the image experiments)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--profile", default=None, help="train, step: whose model sizes (default paper; step: cpu)")
+    p.add_argument("--steps", type=int, default=None, help="train, step: timed steps (default 300; step: 40)")
+    p.add_argument("--threads", type=int, default=None, help="step: torch threads (default: torch's)")
+    p.add_argument("--no-eval", action="store_true", help="step: time the training step only")
+    p.add_argument("--n", type=int, default=32, help="samples: noised inputs the spread is measured on (default 32)")
+    p.add_argument("--target", type=float, default=None, help="samples: target standard error (default 0.01)")
+    p.add_argument("--variants", nargs="+", default=None,
+                   help="step: bare-step variants to time (default all: ldrkit-fast bare fused-adam channels-last compile fused+compile bf16)")
+    p.add_argument("--warmup", type=int, default=10, help="train: untimed steps first (default 10)")
+    p.add_argument("--eval-batch", type=int, default=64, help="train: samples in the timed sample batch")
+    p.add_argument("--device", default=None, help="train: cpu or cuda (default $LDRKIT_DEVICE, else cuda if any)")
+    p.add_argument("--substitute-mnist", action="store_true",
+                   help="train: without MNIST's IDX files, time quarter-digits on scikit-learn digits of the same size")
+    p.add_argument("--out", default=None, help="train, step, ldr: folder for the report (bench_WHAT.json and bench_WHAT.md)")
+
+
+def cmd_bench(args) -> None:
+    """One benchmark (`args.what`); the names and profile are checked before anything is timed."""
+    if args.what == "ldr":
+        from .bench.ldr import run_benchmark
+        return run_benchmark(json_output=args.json, out=args.out)
+    args.profile = args.profile or ("paper" if args.what == "train" else "cpu")
+    check_profile(args.profile)
+    for name in args.names:
+        get_experiment(name)
+    if args.what == "samples":
+        from .bench.samples import TARGET_SE, run_sample_benchmark
+        _positive(args.n, "--n", 2)
+        target = TARGET_SE if args.target is None else args.target
+        if not target > 0:
+            raise ValueError(f"--target must be a positive standard error, got {target}")
+        run_sample_benchmark(args.names, args.profile, args.n, target, out=args.out, json_output=args.json)
+    elif args.what == "step":
+        _bench_step(args)
+    else:
+        from .bench.train import run_training_benchmark
+        args.steps = 300 if args.steps is None else args.steps
+        _positive(args.steps, "--steps")
+        try:
+            run_training_benchmark(args.names, args.profile, args.steps, args.warmup, args.eval_batch, args.device,
+                                   args.substitute_mnist, args.out, args.json)
+        except RuntimeError as err:  # e.g. no GPU where --device cuda asks for one
+            raise ValueError(str(err)) from None
+
+
+def _bench_step(args) -> None:
+    from .bench.step import VARIANTS, run_step_benchmark
+    steps = 40 if args.steps is None else args.steps
+    _positive(steps, "--steps")
+    if args.threads is not None:
+        _positive(args.threads, "--threads")
+        import torch
+        torch.set_num_threads(args.threads)
+    unknown = [v for v in args.variants or () if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
+    run_step_benchmark(args.names, args.profile, steps, variants=tuple(args.variants or VARIANTS),
+                       evaluation=not args.no_eval, out=args.out, json_output=args.json)
+
+
+def add_theory(p) -> None:
+    p.add_argument("what", choices=("k-table", "waiting", "tilt"),
+                   help="k-table: K(w,b) of Theorem 5.3; waiting: steps on the univariate plateau against d "
+                        "(stairs-wait-d*, seeds 0 1 2) and the fits; tilt: the stairs network on parity with a "
+                        "pairwise dependence (stairs-tilt-*)")
+    p.add_argument("--profile", default="cpu", help="waiting, tilt: whose runs (default cpu)")
+    p.add_argument("--json", action="store_true")
+
+
+def cmd_theory(args) -> None:
+    if args.what == "k-table":
+        from .theory.hypercube import format_k_table, k_table
+        rows = k_table()
+        print(json.dumps(rows, indent=1) if args.json else format_k_table(rows))
+        return
+    from .analysis import three_stairs as S
+    if args.what == "waiting":
+        rows = S.waiting_rows(S.waiting_runs(args.profile))
+        fit, lr = S.waiting_fit(rows), S.waiting_lr(args.profile)
+        out = {"runs": rows, "fit": fit, "lr": lr, "fit_rows": S.waiting_fit_rows(fit, lr)}
+    else:
+        out = {"runs": S.tilt_rows(S.tilt_runs(args.profile))}
+    print(json.dumps(out, indent=1, default=float) if args.json else S.format_rows(out))
+
+
+def add_chapter(p) -> None:
+    p.add_argument("action", choices=("run", "batch"))
+    p.add_argument("path", help="a chapter, e.g. book/parity-mlp.md")
+    p.add_argument("--out", required=True, help="folder for the executed notebook(s), runs and summary")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                   help="parameter injected into the chapter's parameters cell (repeatable)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds of a batch (default 0 1)")
+
+
+def cmd_chapter(args) -> None:
+    from .chapters import format_summary, parse_parameters, run_batch, run_chapter
+    params = parse_parameters(args.parameter)
+    if args.action == "run":
+        print(run_chapter(args.path, args.out, params))
+    else:
+        print(format_summary(run_batch(args.path, args.out, params, {"seed": args.seeds})))
+
+
+COMMANDS = (
+    ("list", "print the experiment names, one a line", add_list, cmd_list),
+    ("run", "train and evaluate an experiment; writes OUT/metrics.json", add_run, cmd_run),
+    ("store", "copy finished runs (runs/NAME/PROFILE-seedS) into the results store", add_store, cmd_store),
+    ("reproduce", "retrain stored runs from scratch; table of stored against fresh numbers", add_reproduce,
+     cmd_reproduce),
+    ("sweep", "run experiments x seeds on a pool of one-thread workers; summary table", add_sweep, cmd_sweep),
+    ("ldr", "LDR at the five sqrt(alpha_bar) levels for every checkpoint of a run folder", add_ldr, cmd_ldr),
+    ("coupling", "coupling kappa of a run's last checkpoint beside its exact oracles (0 = product of marginals, "
+                 "1 = rule), at the five sqrt(alpha_bar) levels", add_coupling, cmd_coupling),
+    ("resample", "the last checkpoint's categories under another sampler (default: the paper's ancestral DDPM on "
+                 "all T steps) beside the run's last evaluation; cached in RUN/resampled.json", add_resample,
+     cmd_resample),
+    ("detect", "per-sample hallucination detectors on a run's samples (Aithal et al.'s x0 variance, "
+               "product-likeness): AUROC with 95%% bootstrap intervals per window", add_detect, cmd_detect),
+    ("bench", "benchmarks", add_bench, cmd_bench),
+    ("theory", "section 5 computations", add_theory, cmd_theory),
+    ("chapter", "execute a chapter with papermill (one run or a grid of seeds)", add_chapter, cmd_chapter),
+)
+ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, RunFolderError, ConfigMismatchError,
+          FloatingPointError)  # a one-line error and exit status 2 (UnknownNameError is a ValueError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ldrkit", description="Experiments of the Local Generation Bias book.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text, add_arguments, handler in COMMANDS:
+        command = sub.add_parser(name, help=text)
+        add_arguments(command)
+        command.set_defaults(handler=handler)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ldrkit", description="Experiments of the Local Generation Bias book.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="print the experiment names, one a line")
-    run = sub.add_parser("run", help="train and evaluate an experiment; writes OUT/metrics.json")
-    run.add_argument("name")
-    run.add_argument("--profile", default="cpu", help=f"one of {', '.join(experiments.PROFILES)} (default cpu)")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--out", default=None, help="run folder (default runs/NAME/PROFILE-seedS)")
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument("--fresh", action="store_true",
-                     help="train from scratch even when the folder or results/ holds a run of this spec")
-    run.add_argument("--fast", action="store_true", help="train with fused Adam and torch.compile (not bit for bit "
-                     "the default run; same spec; recorded in launches.jsonl): $LDRKIT_FAST=1")
-    run.add_argument("--kappa", action="store_true", help="record the coupling score kappa at every evaluation: runs "
-                     "NAME-kappa (any image experiment; its own spec, run folder and stored runs)")
-    keep = sub.add_parser("store", help="copy finished runs (runs/NAME/PROFILE-seedS) into the results store")
-    keep.add_argument("names", nargs="+")
-    keep.add_argument("--profile", default="cpu")
-    keep.add_argument("--seed", type=int, default=0)
-    keep.add_argument("--keep-steps", type=int, nargs="*", default=[],
-                      help="checkpoints to keep besides the last (those a chapter loads)")
-    keep.add_argument("--samples-per-step", type=int, default=64, help="generated samples kept per evaluation")
-    keep.add_argument("--drop-kept", action="store_true",
-                      help="do not keep the checkpoints the stored run already kept (default: keep them)")
-    again = sub.add_parser("reproduce", help="retrain stored runs from scratch; table of stored against fresh numbers")
-    again.add_argument("names", nargs="*", help="default: every stored run of the profile")
-    again.add_argument("--profile", default="cpu")
-    again.add_argument("--seed", type=int, default=0)
-    again.add_argument("--out", default="reproduce", help="folder of the fresh runs and reproduce.md")
-    again.add_argument("--headline", action="store_true",
-                       help="only the runs behind the chapters' headline numbers (specs.REPRODUCE_HEADLINE)")
-    again.add_argument("--workers", type=int, default=1,
-                       help="one-thread worker processes training at once (default 1: one after another)")
-    grid = sub.add_parser("sweep", help="run experiments x seeds on a pool of one-thread workers; summary table")
-    grid.add_argument("names", nargs="+")
-    grid.add_argument("--profile", default="cpu")
-    grid.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    grid.add_argument("--workers", type=int, default=1, help="worker processes, one torch thread each (default 1)")
-    grid.add_argument("--store", action="store_true", help="copy each finished run into the results store")
-    grid.add_argument("--out", default=None, help="also write the summary to this file (.md, or .json)")
-    grid.add_argument("--launcher", choices=("pool", "submitit"), default="pool",
-                      help="pool: local worker processes (default); submitit: one Slurm job per run (a job array)")
-    grid.add_argument("--cluster", choices=("slurm", "local", "debug"), default=None,
-                      help="submitit's cluster (default: Slurm where sbatch exists, else local processes)")
-    grid.add_argument("--partition", default=None, help="Slurm partition (submitit)")
-    grid.add_argument("--timeout-min", type=int, default=60, help="per-job time limit in minutes (submitit)")
-    grid.add_argument("--array-parallelism", type=int, default=None, help="jobs running at once (submitit)")
-    grid.add_argument("--gpus", type=int, default=0, help="GPUs per job (submitit)")
-    grid.add_argument("--fast", action="store_true", help="train with fused Adam and torch.compile (as run --fast)")
-    grid.add_argument("--submitit-folder", default="submitit", help="job scripts and logs (submitit)")
-    probe = sub.add_parser("ldr", help="LDR at the five sqrt(alpha_bar) levels for every checkpoint of a run folder")
-    probe.add_argument("run_dir")
-    probe.add_argument("--method", choices=("exact", "estimate"), default="exact")
-    probe.add_argument("--probes", type=int, default=32, help="random probes per sample (estimate)")
-    probe.add_argument("--n", type=int, default=None, help="noised inputs per level (default: the run's ldr_samples)")
-    cpl = sub.add_parser("coupling", help="coupling kappa of a run's last checkpoint beside its exact oracles "
-                                          "(0 = product of marginals, 1 = rule), at the five sqrt(alpha_bar) levels")
-    cpl.add_argument("run_dir")
-    cpl.add_argument("--n", type=int, default=16, help="noised inputs per level (default 16)")
-    cpl.add_argument("--method", choices=("exact", "estimate"), default="exact")
-    cpl.add_argument("--probes", type=int, default=32, help="shared random probes per input (estimate)")
-    again_s = sub.add_parser("resample", help="the last checkpoint's categories under another sampler (default: the "
-                             "paper's ancestral DDPM on all T steps) beside the run's last evaluation; cached in "
-                             "RUN/resampled.json")
-    again_s.add_argument("run_dir")
-    again_s.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm")
-    again_s.add_argument("--steps", type=int, default=None, help="sampling steps (default: all T for ddpm, 50 for ddim)")
-    again_s.add_argument("--n", type=int, default=None, help="samples (default: the run's evaluation count)")
-    again_s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    det = sub.add_parser("detect", help="per-sample hallucination detectors on a run's samples (Aithal et al.'s x0 "
-                                        "variance, product-likeness): AUROC with 95%% bootstrap intervals per window")
-    det.add_argument("name")
-    det.add_argument("--profile", default="cpu")
-    det.add_argument("--seed", type=int, default=0)
-    det.add_argument("--n", type=int, default=None, help="samples to score (default: enough for 50 of each class)")
-    det.add_argument("--json", action="store_true")
-    bench = sub.add_parser("bench", help="benchmarks")
-    bench.add_argument("what", choices=("ldr", "train", "step", "samples"),
-                       help="step: the training step against a bare PyTorch step and its speed-ups, and one "
-                            "evaluation part by part; samples: how many noised inputs each LDR level needs for a "
-                            "target standard error (stored runs, last checkpoint)")
-    bench.add_argument("names", nargs="*", help="train, step: experiments to time (default: the image experiments)")
-    bench.add_argument("--json", action="store_true")
-    bench.add_argument("--profile", default=None, help="train, step: whose model sizes (default paper; step: cpu)")
-    bench.add_argument("--steps", type=int, default=None, help="train, step: timed steps (default 300; step: 40)")
-    bench.add_argument("--threads", type=int, default=None, help="step: torch threads (default: torch's)")
-    bench.add_argument("--no-eval", action="store_true", help="step: time the training step only")
-    bench.add_argument("--n", type=int, default=32, help="samples: noised inputs the spread is measured on (default 32)")
-    bench.add_argument("--target", type=float, default=None, help="samples: target standard error (default 0.01)")
-    bench.add_argument("--variants", nargs="+", default=None,
-                       help="step: bare-step variants to time (default all: ldrkit-fast bare fused-adam channels-last compile fused+compile bf16)")
-    bench.add_argument("--warmup", type=int, default=10, help="train: untimed steps first (default 10)")
-    bench.add_argument("--eval-batch", type=int, default=64, help="train: samples in the timed sample batch")
-    bench.add_argument("--device", default=None, help="train: cpu or cuda (default $LDRKIT_DEVICE, else cuda if any)")
-    bench.add_argument("--substitute-mnist", action="store_true",
-                       help="train: without MNIST's IDX files, time quarter-digits on scikit-learn digits of the same size")
-    bench.add_argument("--out", default=None, help="train, step, ldr: folder for the report (bench_WHAT.json and bench_WHAT.md)")
-    theory = sub.add_parser("theory", help="section 5 computations")
-    theory.add_argument("what", choices=("k-table", "waiting", "tilt"),
-                        help="k-table: K(w,b) of Theorem 5.3; waiting: steps on the univariate plateau against d "
-                             "(stairs-wait-d*, seeds 0 1 2) and the fits; tilt: the stairs network on parity with a "
-                             "pairwise dependence (stairs-tilt-*)")
-    theory.add_argument("--profile", default="cpu", help="waiting, tilt: whose runs (default cpu)")
-    theory.add_argument("--json", action="store_true")
-    chapter = sub.add_parser("chapter", help="execute a chapter with papermill (one run or a grid of seeds)")
-    chapter.add_argument("action", choices=("run", "batch"))
-    chapter.add_argument("path", help="a chapter, e.g. book/parity-mlp.md")
-    chapter.add_argument("--out", required=True, help="folder for the executed notebook(s), runs and summary")
-    chapter.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
-                         help="parameter injected into the chapter's parameters cell (repeatable)")
-    chapter.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds of a batch (default 0 1)")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         with _fast_training(getattr(args, "fast", False)):
-            return _dispatch(args)
-    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, RunFolderError, ConfigMismatchError,
-            FloatingPointError) as err:  # UnknownNameError is a ValueError
+            if hasattr(args, "seed"):
+                request.check_seed(args.seed)
+            if hasattr(args, "profile") and args.command != "bench":
+                check_profile(args.profile)
+            args.handler(args)
+            return 0
+    except ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -157,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
 @contextmanager
 def _fast_training(on: bool):
     """$LDRKIT_FAST=1 while a `--fast` command runs (its worker processes inherit it), as it was afterwards."""
-    from .train import FAST_ENV
+    from .runs.train import FAST_ENV
     before = os.environ.get(FAST_ENV)
     if on:
         os.environ[FAST_ENV] = "1"
@@ -173,208 +401,6 @@ def _fast_training(on: bool):
 def _positive(value: int | None, what: str, minimum: int = 1) -> None:
     if value is not None and value < minimum:
         raise ValueError(f"{what} must be at least {minimum}, got {value}")
-
-
-def reproduce(args) -> str:
-    """`python -m ldrkit reproduce`: the names (given, the headline set, or every stored run), their projected wall
-    time from the stored runs (printed first), then the retraining on `--workers` processes."""
-    from .specs import REPRODUCE_HEADLINE
-    _positive(args.workers, "--workers")
-    if args.headline and args.names:
-        raise ValueError("give either experiment names or --headline, not both")
-    names = list(REPRODUCE_HEADLINE) if args.headline else args.names or None
-    todo = names or experiments.stored_names(args.profile, args.seed)
-    _, seconds = experiments.plan(experiments.stored_wall_seconds(todo, args.profile, args.seed), args.workers)
-    print(f"reproducing {len(todo)} runs on {args.workers} worker(s): about {seconds / 3600:.1f} h projected from "
-          "their stored wall times (one thread each, recorded beside another run)", file=sys.stderr, flush=True)
-    fresh = None
-    if args.workers > 1:
-        from .sweep import pooled_fresh
-        fresh = pooled_fresh(args.profile, args.seed, args.workers)
-    return experiments.reproduce(names, args.profile, args.seed, args.out, fresh=fresh)
-
-
-def _dispatch(args) -> int:
-    for name in ("seed",):
-        if hasattr(args, name):
-            experiments.check_seed(getattr(args, name))
-    if hasattr(args, "profile") and args.command != "bench":
-        experiments.check_profile(args.profile)
-    if args.command == "sweep":
-        from .sweep import format_summary, run_grid, summarise
-        for seed in args.seeds:
-            experiments.check_seed(seed)
-        cluster = {"folder": args.submitit_folder, "cluster": args.cluster, "partition": args.partition,
-                   "timeout_min": args.timeout_min, "array_parallelism": args.array_parallelism,
-                   "gpus_per_node": args.gpus}
-        rows = summarise(run_grid(args.names, args.profile, args.seeds, args.workers, args.store,
-                                  launcher=args.launcher, cluster=cluster))
-        text = format_summary(rows)
-        print(text)
-        if args.out:
-            from .files import atomic_write
-            atomic_write(args.out, json.dumps(rows, indent=1) if args.out.endswith(".json") else text)
-        return 0
-    if args.command == "chapter":
-        from .chapters import format_summary, parse_parameters, run_batch, run_chapter
-        params = parse_parameters(args.parameter)
-        try:
-            if args.action == "run":
-                print(run_chapter(args.path, args.out, params))
-            else:
-                print(format_summary(run_batch(args.path, args.out, params, {"seed": args.seeds})))
-        except (FileNotFoundError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        return 0
-
-    if args.command == "theory":
-        if args.what == "k-table":
-            from .hypercube import format_k_table, k_table
-            rows = k_table()
-            print(json.dumps(rows, indent=1) if args.json else format_k_table(rows))
-            return 0
-        from .analysis import theory as T
-        if args.what == "waiting":
-            rows = T.waiting_rows(T.waiting_runs(args.profile))
-            fit, lr = T.waiting_fit(rows), T.waiting_lr(args.profile)
-            out = {"runs": rows, "fit": fit, "lr": lr, "fit_rows": T.waiting_fit_rows(fit, lr)}
-        else:
-            out = {"runs": T.tilt_rows(T.tilt_runs(args.profile))}
-        print(json.dumps(out, indent=1, default=float) if args.json else T.format_rows(out))
-        return 0
-
-    if args.command == "resample":
-        from .analysis.samplers import format_rows, sampler_rows
-        from .runs import Run
-        _positive(args.n, "--n")
-        _positive(args.steps, "--steps")
-        run = Run(args.run_dir)
-        if not run.is_finished():
-            raise FileNotFoundError(f"{run.path} holds no finished run (no metrics.json)")
-        label = f"{run.metrics['experiment']} ({run.metrics['profile']}, seed {run.metrics['seed']})"
-        print(format_rows(sampler_rows({label: [run]}, n=args.n, seed=args.seed, sampler=args.sampler,
-                                       num_steps=args.steps)))
-        return 0
-
-    if args.command == "ldr":
-        from .analysis.overtraining import format_ldr_table as format_table, ldr_over_training
-        from .runs import Run
-        _positive(args.n, "--n")
-        _positive(args.probes, "--probes", 2)
-        rows = ldr_over_training(Run(args.run_dir), method=args.method, probes=args.probes, n=args.n)
-        print(format_table(rows))
-        return 0
-    if args.command == "coupling":
-        from .analysis.coupling_report import format_calibration_table, oracle_calibration
-        from .runs import Run
-        _positive(args.n, "--n", 2)
-        _positive(args.probes, "--probes", 2)
-        print(format_calibration_table(oracle_calibration(Run(args.run_dir), n=args.n, method=args.method,
-                                                          probes=args.probes)))
-        return 0
-    if args.command == "detect":
-        from .analysis import detection
-        from .specs import analysis_sizes
-        if experiments.get_experiment(args.name).kind in ("stairs", "oracle"):
-            raise ValueError(f"{args.name} is not a trained sampling experiment; detect needs one")
-        _positive(args.n, "--n", 2)
-        run = experiments.get_run(args.name, args.profile, args.seed, progress=False)
-        n = args.n or detection.sample_count(run, analysis_sizes(args.profile)["detector_samples"])
-        rows = detection.detection_rows(detection.cached_scores(run, n, args.seed), args.name)
-        print(json.dumps([{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows],
-                         indent=1) if args.json else detection.format_table(rows))
-        return 0
-    if args.command == "bench" and args.what == "samples":
-        from .bench_samples import TARGET_SE, run_sample_benchmark
-        _positive(args.n, "--n", 2)
-        target = TARGET_SE if args.target is None else args.target
-        try:
-            if not target > 0:
-                raise ValueError(f"--target must be a positive standard error, got {target}")
-            profile = args.profile or "cpu"
-            experiments.check_profile(profile)
-            for name in args.names:
-                experiments.get_experiment(name)
-            run_sample_benchmark(args.names, profile, args.n, target, out=args.out, json_output=args.json)
-        except (experiments.UnknownNameError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        return 0
-    if args.command == "bench" and args.what == "step":
-        from .bench_step import VARIANTS, run_step_benchmark
-        profile, steps = args.profile or "cpu", 40 if args.steps is None else args.steps
-        _positive(steps, "--steps")
-        if args.threads is not None:
-            _positive(args.threads, "--threads")
-            import torch
-            torch.set_num_threads(args.threads)
-        try:
-            experiments.check_profile(profile)
-            unknown = [v for v in args.variants or () if v not in VARIANTS]
-            if unknown:
-                raise ValueError(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
-            for name in args.names:
-                experiments.get_experiment(name)
-            run_step_benchmark(args.names, profile, steps, variants=tuple(args.variants or VARIANTS),
-                               evaluation=not args.no_eval, out=args.out, json_output=args.json)
-        except (experiments.UnknownNameError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        return 0
-    if args.command == "bench" and args.what == "train":
-        from .bench_train import run_training_benchmark
-        args.profile = args.profile or "paper"
-        args.steps = 300 if args.steps is None else args.steps
-        _positive(args.steps, "--steps")
-        try:
-            experiments.check_profile(args.profile)
-            for name in args.names:
-                experiments.get_experiment(name)
-            run_training_benchmark(args.names, args.profile, args.steps, args.warmup, args.eval_batch, args.device,
-                                   args.substitute_mnist, args.out, args.json)
-        except (experiments.UnknownNameError, RuntimeError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        return 0
-    if args.command == "bench":
-        from .bench_ldr import run_benchmark
-        run_benchmark(json_output=args.json, out=args.out)
-        return 0
-
-    if args.command in ("store", "reproduce"):
-        from . import store
-        try:
-            if args.command == "store":
-                for name in args.names:
-                    experiments.get_experiment(name)
-                    print(store.store_run(experiments.run_dir_for(name, args.profile, args.seed),
-                                          samples_per_step=args.samples_per_step, keep_steps=tuple(args.keep_steps),
-                                          drop_kept=args.drop_kept))
-            else:
-                print(reproduce(args))
-        except (FileNotFoundError, experiments.UnknownNameError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        return 0
-
-    if args.command == "list":
-        print("\n".join(sorted(experiments.EXPERIMENTS)))
-        return 0
-    if args.kappa and not args.name.endswith(experiments.KAPPA_SUFFIX):
-        args.name += experiments.KAPPA_SUFFIX
-    try:
-        experiments.check_profile(args.profile)
-        experiments.get_experiment(args.name)
-    except experiments.UnknownNameError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    metrics = experiments.run_experiment(args.name, args.profile, args.seed, args.out, progress=not args.quiet,
-                                         fresh=args.fresh)
-    final = metrics.get("final", {})
-    print(json.dumps({"experiment": args.name, "profile": args.profile, "seed": args.seed,
-                      "wall_seconds": metrics["wall_seconds"], "run_dir": metrics.get("run_dir"), "final": final}, indent=1))
-    return 0
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def run_chapter(chapter: Path | str, out: Path | str, parameters: dict | None = 
         raise ValueError(f"{chapter.name} has no parameter {', '.join(map(repr, unknown))}; its parameters: "
                          f"{', '.join(known)}")
     if "profile" in (parameters or {}):
-        from .specs import check_profile
+        from .spec.hashing import check_profile
         check_profile(parameters["profile"])
     target = out / f"{chapter.stem}.ipynb"
     previous = os.environ.get("LDRKIT_RUNS")

@@ -55,12 +55,14 @@ def bench(tree: Path, names: list[str], profile: str, steps: int, out: Path) -> 
 
 
 def load_before_ldr(tree: Path):
-    """The `ldr` module of the older tree, imported as `ldrkit_before.ldr` beside this checkout's `ldrkit` (its
-    relative imports resolve inside `ldrkit_before`; its `__init__` is not run)."""
+    """The `ldr` module of the older tree, imported as `ldrkit_before.probes.ldr` (or `ldrkit_before.ldr`, where the
+    tree predates the subpackages) beside this checkout's `ldrkit` (its relative imports resolve inside
+    `ldrkit_before`; its `__init__` is not run)."""
     package = types.ModuleType("ldrkit_before")
     package.__path__ = [str(tree / "ldrkit")]
     sys.modules["ldrkit_before"] = package
-    return importlib.import_module("ldrkit_before.ldr")
+    layout = "probes.ldr" if (tree / "ldrkit" / "probes" / "ldr.py").exists() else "ldr"
+    return importlib.import_module(f"ldrkit_before.{layout}")
 
 
 def ldr_seconds(before_ldr, name: str, profile: str, calls: int, seed: int = 0) -> dict[str, list[float]]:
@@ -69,9 +71,9 @@ def ldr_seconds(before_ldr, name: str, profile: str, calls: int, seed: int = 0) 
     call each first."""
     import torch
     sys.path.insert(0, str(ROOT))
-    from ldrkit import ldr as after_ldr
-    from ldrkit.bench_train import _setup
-    from ldrkit.specs import get_experiment
+    from ldrkit.probes import ldr as after_ldr
+    from ldrkit.bench.train import _setup
+    from ldrkit.spec.registry import get_experiment
 
     config = get_experiment(name).config(profile, seed)
     config, setup, _ = _setup(config, substitute_mnist=True)

@@ -9,7 +9,7 @@
 # DEVICE=cpu STEPS=2 checks the script itself on a CPU), PROFILE (default paper), EVAL_BATCH
 # (samples in the timed sample batch, default 64; the evaluation itself samples 1024 at once),
 # NAMES (space-separated experiments; default: the registered image experiments).
-# quarter-digits needs MNIST's IDX files ($LDRKIT_MNIST, see ldrkit.digits.load_mnist); without
+# quarter-digits needs MNIST's IDX files ($LDRKIT_MNIST, see ldrkit.systems.digit_sources.load_mnist); without
 # them it is timed on scikit-learn's digits resized to the same 28 px (same image size and model),
 # and the table says so. Nothing is downloaded.
 # Writes OUT_DIR/bench_train.json, OUT_DIR/bench_train.md and OUT_DIR/environment.txt.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ldrkit.setups import Setup
+from ldrkit.runs.setup import Setup
 
 SCHEDULE = {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02}
 

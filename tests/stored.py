@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ldrkit.specs import get_experiment, spec_hash
-from ldrkit.store import find_stored
+from ldrkit.spec.registry import get_experiment
+from ldrkit.spec.hashing import spec_hash
+from ldrkit.runs.store import find_stored
 
 
 def assert_stored(name: str, seed: int, profile: str = "cpu") -> Path:

@@ -8,12 +8,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ldrkit.experiments import get_experiment, merge
-from ldrkit.pipeline import run_training
-from ldrkit.setups import Setup
-from ldrkit.device import resolve_device
-from ldrkit.runs import load_checkpoint
-from ldrkit.train import OnDevice, for_evaluation, make_step, per_process_batch
+from ldrkit.spec.registry import get_experiment
+from ldrkit.spec.hashing import merge
+from ldrkit.runs.pipeline import run_training
+from ldrkit.runs.setup import Setup
+from ldrkit.denoisers.device import resolve_device
+from ldrkit.runs.run import load_checkpoint
+from ldrkit.runs.train import OnDevice, for_evaluation, make_step, per_process_batch
 
 TINY = {"model": {"hidden": 32, "depth": 2},
         "train": {"steps": 100, "batch_size": 32, "eval_every": 50},
@@ -138,7 +139,7 @@ def test_accelerate_launch_one_cpu_process(tmp_path):
 def test_the_fast_path_is_the_default_step_to_rounding_and_records_itself(tmp_path, monkeypatch):
     """Fused Adam and torch.compile (`train.fast_training`): interrupted fast, resumed in the default mode, the run
     ends where the plain loop does up to floating-point rounding, and launches.jsonl says which mode ran when."""
-    from ldrkit.train import fast_training
+    from ldrkit.runs.train import fast_training
     config = tiny_config()
     monkeypatch.setenv("LDRKIT_FAST", "1")
     run_training(config, tmp_path, progress=False, stop_after=50)

@@ -1,4 +1,4 @@
-"""ldrkit.analysis.claims: the computed paper figure index.
+"""ldrkit.analysis.figure_index: the computed paper figure index.
 
 The verdicts defined in claims.py are checked on hand-made values on both sides of their thresholds; the
 whole index is then built once from the stored cpu runs (restored from the results store, caches only:
@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from ldrkit.analysis import claims as C
+from ldrkit.analysis import figure_index as C
 from ldrkit.analysis import oracles as O
 
 

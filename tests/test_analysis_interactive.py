@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from ldrkit import hypercube as H
+from ldrkit.theory import hypercube as H
 from ldrkit.analysis import interactive as I
-from ldrkit.analysis import probe_figs
+from ldrkit.analysis import ldr_probe as probe_figs
 from ldrkit.analysis.provenance import provenance_line, run_provenance
-from ldrkit.analysis.stats import wilson
-from ldrkit.experiments import get_run
+from ldrkit.probes.estimates import wilson
+from ldrkit.runs.request import get_run
 
 torch.set_num_threads(1)
 

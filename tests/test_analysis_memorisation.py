@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from ldrkit.analysis import memorisation as mem
+from ldrkit.analysis import second_act as mem
 
 
 def _ev(step, in_dataset, invalid=0.0, hallucination=0.0):

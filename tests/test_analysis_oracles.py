@@ -12,10 +12,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ldrkit.analysis import oracles as O  # noqa: E402
-from ldrkit.analysis.categories import independent_valid_probability  # noqa: E402
-from ldrkit.analysis.stats import fraction_interval  # noqa: E402
-from ldrkit.experiments import get_run  # noqa: E402
-from ldrkit.specs import ORACLES  # noqa: E402
+from ldrkit.analysis.phases import independent_valid_probability  # noqa: E402
+from ldrkit.probes.estimates import fraction_interval  # noqa: E402
+from ldrkit.runs.request import get_run  # noqa: E402
+from ldrkit.spec.registry import ORACLES  # noqa: E402
 
 
 def _result(net, rule, net_sem=0.0, rule_sem=0.0, label="net"):

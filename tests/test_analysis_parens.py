@@ -1,4 +1,4 @@
-"""ldrkit.analysis.parens: the parentheses chapter's summaries, checkpoint choice, figures and verdicts.
+"""ldrkit.analysis.parentheses: the parentheses chapter's summaries, checkpoint choice, figures and verdicts.
 
 The verdicts are checked on hand-made records and on the stored cpu runs the chapter reads
 (restored from the results store; nothing trains here). The saliency test computes one probe
@@ -13,10 +13,10 @@ import pytest
 
 matplotlib.use("Agg")
 
-from ldrkit.analysis import parens  # noqa: E402
-from ldrkit.analysis.categories import independent_valid_probability  # noqa: E402
-from ldrkit.experiments import get_run  # noqa: E402
-from ldrkit.grammars import Dyck, Parity  # noqa: E402
+from ldrkit.analysis import parentheses as parens  # noqa: E402
+from ldrkit.analysis.phases import independent_valid_probability  # noqa: E402
+from ldrkit.runs.request import get_run  # noqa: E402
+from ldrkit.systems.grammars import Dyck, Parity  # noqa: E402
 
 
 def record(step=100, invalid=0.2, hallucination=0.4, in_dataset=0.2, extrapolation=0.2, ldr_x0=0.8):

@@ -1,4 +1,4 @@
-"""ldrkit.analysis.probe_figs: the LDR probe chapter's computations, verdict and figures."""
+"""ldrkit.analysis.ldr_probe: the LDR probe chapter's computations, verdict and figures."""
 import math
 
 import matplotlib
@@ -9,12 +9,12 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ldrkit import ldr as L  # noqa: E402
-from ldrkit.analysis import probe_figs as P  # noqa: E402
+from ldrkit.probes import ldr as L  # noqa: E402
+from ldrkit.analysis import ldr_probe as P  # noqa: E402
 from ldrkit.analysis.overtraining import ldr_over_training  # noqa: E402
-from ldrkit.diffusion import Schedule  # noqa: E402
-from ldrkit.experiments import get_run  # noqa: E402
-from ldrkit.specs import analysis_sizes  # noqa: E402
+from ldrkit.denoisers.schedule import Schedule  # noqa: E402
+from ldrkit.runs.request import get_run  # noqa: E402
+from ldrkit.spec.selections import analysis_sizes  # noqa: E402
 
 torch.set_num_threads(1)
 

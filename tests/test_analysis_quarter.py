@@ -1,4 +1,4 @@
-"""ldrkit.analysis.quarter: the Quarter-MNIST chapter's analyses and verdicts.
+"""ldrkit.analysis.quarter_digits: the Quarter-MNIST chapter's analyses and verdicts.
 
 Synthetic checks of every function, and the verdicts on the stored cpu runs (seed 0) where the chapter
 applies them. Nothing here trains a cpu run; the Jacobians are of one or two inputs.
@@ -15,12 +15,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from ldrkit.analysis import quarter as qd  # noqa: E402
-from ldrkit.analysis.categories import independent_valid_probability  # noqa: E402
-from ldrkit.digits import DigitSum  # noqa: E402
-from ldrkit.experiments import get_run  # noqa: E402
-from ldrkit.specs import ORACLES  # noqa: E402
-from ldrkit.yardsticks import build_oracle  # noqa: E402
+from ldrkit.analysis import quarter_digits as qd  # noqa: E402
+from ldrkit.analysis.phases import independent_valid_probability  # noqa: E402
+from ldrkit.systems.digits import DigitSum  # noqa: E402
+from ldrkit.runs.request import get_run  # noqa: E402
+from ldrkit.spec.registry import ORACLES  # noqa: E402
+from ldrkit.denoisers.oracles import build_oracle  # noqa: E402
 
 LEVELS = ["0.1", "0.3", "0.5", "0.7", "0.9"]
 

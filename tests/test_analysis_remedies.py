@@ -1,9 +1,10 @@
-"""The remedies chapter's arithmetic and verdicts (ldrkit.analysis.remedies) on synthetic records at the thresholds."""
+"""The remedies chapter's arithmetic and verdicts (ldrkit.analysis.fixing_it) on synthetic records at the thresholds."""
 import math
 
 import pytest
 
-from ldrkit.analysis import remedies as R
+from ldrkit.analysis import fixing_it as R
+from ldrkit.analysis.phases import chance_breaking
 
 
 def final(hall, invalid, in_dataset, extrapolation, n=1000):
@@ -67,14 +68,14 @@ def test_a_model_at_chance_is_not_credited_with_extrapolating():
 def test_chance_breaking_is_one_half_for_parity_with_uniform_marginals():
     from types import SimpleNamespace
 
-    from ldrkit.grammars import Parity
+    from ldrkit.systems.grammars import Parity
     g = Parity(6)
     valid = g.enumerate()
     run = SimpleNamespace(setup=SimpleNamespace(grammar=g, split=SimpleNamespace(train=valid)))
-    assert R.chance_breaking(run) == pytest.approx(0.5)
+    assert chance_breaking(run) == pytest.approx(0.5)
     biased = valid[valid[:, 0] == 1]                                  # first symbol always +1: the rest uniform
     run.setup.split.train = biased
-    assert R.chance_breaking(run) == pytest.approx(0.5)
+    assert chance_breaking(run) == pytest.approx(0.5)
 
 
 def test_a_one_seed_arm_shows_its_mean_without_a_standard_error_and_says_so():

@@ -5,9 +5,9 @@ import math
 import pytest
 
 from ldrkit.analysis import samplers
-from ldrkit.experiments import run_experiment
-from ldrkit.runs import Run
-from ldrkit.setups import Setup
+from ldrkit.runs.request import run_experiment
+from ldrkit.runs.run import Run
+from ldrkit.runs.setup import Setup
 
 
 def test_resampled_counts_every_sample_once_and_is_cached(tmp_path):
@@ -33,7 +33,7 @@ def test_resampled_counts_every_sample_once_and_is_cached(tmp_path):
 
 def _row(invalid, hallucination, n=256):
     """A row of `sampler_rows` from counts: `invalid` and `hallucination` samples of n, the rest in-dataset."""
-    from ldrkit.analysis.stats import share as _share
+    from ldrkit.probes.estimates import share as _share
     legible = n - invalid
     return {"invalid": _share(invalid, n), "hallucination / legible": _share(hallucination, legible),
             "in-dataset / legible": _share(legible - hallucination, legible)}
@@ -63,9 +63,9 @@ def test_the_sentence_counts_both_verdicts_over_the_models():
 def test_the_redrawn_runs_read_at_cpu_are_stored_with_their_redraw():
     """The second-act and real-text chapters redraw these runs at the cpu profile: the store must hold each run with
     the paper sampler's draw cached (an ancestral draw costs a UNet minutes)."""
-    from ldrkit.analysis.text_report import TEXT_RUNS
-    from ldrkit.files import read_json
-    from ldrkit.specs import FIRST_ACT_SAMPLER_CHECK
+    from ldrkit.analysis.real_text import TEXT_RUNS
+    from ldrkit.runs.files import read_json
+    from ldrkit.spec.selections import FIRST_ACT_SAMPLER_CHECK
     from stored import assert_stored
     for name in [*FIRST_ACT_SAMPLER_CHECK.values(), *TEXT_RUNS.values()]:
         path = assert_stored(name, 0)

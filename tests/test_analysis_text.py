@@ -1,4 +1,4 @@
-"""The real-text chapter's analysis (ldrkit.analysis.text_report): reader cases, fractions, phases, verdicts,
+"""The real-text chapter's analysis (ldrkit.analysis.real_text): reader cases, fractions, phases, verdicts,
 the cached saliency rows, tables and figures, on the stored cpu runs (restored, never trained) and smoke setups."""
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from ldrkit.analysis import text_report as tr  # noqa: E402
-from ldrkit.experiments import get_run  # noqa: E402
+from ldrkit.analysis import real_text as tr  # noqa: E402
+from ldrkit.runs.request import get_run  # noqa: E402
 
 
 def record(step, invalid, hallucination, in_dataset=0.0, ldr_x0=0.9):
@@ -196,7 +196,7 @@ def test_misspellings_and_galleries(runs):
 def test_heat_rows_cached(runs, monkeypatch):
     """The saliency rows go through Run.cached: computed once per checkpoint, then read back (the Jacobian
     probe is replaced by a stand-in here; the chapter runs the real one)."""
-    from ldrkit import ldr as ldr_probe
+    from ldrkit.probes import ldr as ldr_probe
     calls = []
 
     class Fake:

@@ -1,4 +1,4 @@
-"""ldrkit.analysis.theory: the hypercube tables and verdicts, and the three-stairs readers and verdicts."""
+"""ldrkit.analysis.hypercube_theory: the hypercube tables and verdicts, and the three-stairs readers and verdicts."""
 import math
 
 import matplotlib
@@ -9,11 +9,13 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ldrkit import hypercube as H  # noqa: E402
-from ldrkit.analysis import theory as T  # noqa: E402
-from ldrkit.runs import Run  # noqa: E402
-from ldrkit.specs import analysis_sizes, stairs_spec  # noqa: E402
-from ldrkit.stairs import run_stairs  # noqa: E402
+from ldrkit.theory import hypercube as H  # noqa: E402
+from ldrkit.analysis import hypercube_theory as T  # noqa: E402
+from ldrkit.analysis import three_stairs as S  # noqa: E402
+from ldrkit.runs.run import Run  # noqa: E402
+from ldrkit.spec.selections import analysis_sizes
+from ldrkit.spec.stairs import stairs_spec  # noqa: E402
+from ldrkit.runs.pipeline import run_stairs  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -121,15 +123,15 @@ def _fake_stairs_run(path, final_fraction, plateaus=("linear", "univariate")):
 
 
 def test_escape_verdict_thresholds(tmp_path):
-    cases = {T.ESCAPED_BELOW / 2: "escaped", (T.ESCAPED_BELOW + T.PARTLY_BELOW) / 2: "partly escaped",
+    cases = {S.ESCAPED_BELOW / 2: "escaped", (S.ESCAPED_BELOW + S.PARTLY_BELOW) / 2: "partly escaped",
              1.0: "stayed on the univariate plateau"}
     for k, (fraction, verdict) in enumerate(cases.items()):
         run = _fake_stairs_run(tmp_path / str(k), fraction)
-        assert T.final_fraction(run) == pytest.approx(fraction)
-        assert T.escape_verdict(run).startswith(verdict)
-    assert T.escape_verdict(_fake_stairs_run(tmp_path / "x", 0.01, ("linear",))) == \
+        assert S.final_fraction(run) == pytest.approx(fraction)
+        assert S.escape_verdict(run).startswith(verdict)
+    assert S.escape_verdict(_fake_stairs_run(tmp_path / "x", 0.01, ("linear",))) == \
         "did not reach the univariate plateau"
-    rows = T.escape_rows({8: run})
+    rows = S.escape_rows({8: run})
     assert rows[0]["final / univariate"] == pytest.approx(1.0)
 
 
@@ -140,41 +142,41 @@ def test_stairs_readers_and_figures_on_a_short_real_run(tmp_path):
                          {"optimizer": "adam", "lr": 1e-3, "lr_end": 1e-3, "steps": 10}]}
     run = Run(tmp_path / "run")
     run.write_metrics({**run_stairs(config, run, progress=False), "wall_seconds": 1.0})
-    rec = T.stairs_record(run)
+    rec = S.stairs_record(run)
     assert rec["switch"] == 30 and rec["curve"].shape[1] == 2 and len(rec["smooth"]) == len(rec["curve"])
-    fn = T.stairs_functions(run)
+    fn = S.stairs_functions(run)
     assert {"x1", "target", "univariate", "s_final"} <= set(fn) and len(fn["x1"]) == len(fn["s_final"])
     runs = {8: run}
-    assert T.recipe_rows(runs)[0]["phases"].startswith("sgd lr 0.1")
-    assert all(r["d"] == 8 for r in T.plateau_rows(runs))
-    ratio = T.weight_ratio_rows(runs)[0]
+    assert S.recipe_rows(runs)[0]["phases"].startswith("sgd lr 0.1")
+    assert all(r["d"] == 8 for r in S.plateau_rows(runs))
+    ratio = S.weight_ratio_rows(runs)[0]
     assert ratio["on/off at the end"] > 0
-    final = [r for r in T.function_rows(runs) if r["snapshot"] == "final"][0]
+    final = [r for r in S.function_rows(runs) if r["snapshot"] == "final"][0]
     assert final["step"] == 40 and final["loss vs exact"] > 0
-    for plot in (T.plot_stairs_loss, T.plot_stairs_weights, T.plot_stairs_functions):
+    for plot in (S.plot_stairs_loss, S.plot_stairs_weights, S.plot_stairs_functions):
         plt.close(plot(runs))
     (run.path / "functions.npz").unlink()
     with pytest.raises(FileNotFoundError, match="functions"):
-        T.stairs_functions(run)
+        S.stairs_functions(run)
 
 
 def test_waiting_fit_recovers_an_exact_exponential_and_power_law():
     rows = [{"d": d, "seed": s, "waiting steps": 10 * 3.0**d, "censored at": None} for d in (3, 4, 5, 6) for s in (0, 1)]
     rows.append({"d": 7, "seed": 0, "waiting steps": None, "censored at": 5000})
     rows.append({"d": 2, "seed": 0, "waiting steps": 50, "censored at": None, "resolution": 450})  # not measured
-    fit = T.waiting_fit(rows)
+    fit = S.waiting_fit(rows)
     assert fit["runs"] == 8 and fit["censored"] == 1 and fit["below_resolution"] == 1
     assert fit["exponential"]["slope"] == pytest.approx(math.log(3.0))
     assert fit["exponential"]["r2"] == pytest.approx(1.0)
     assert fit["exponential"]["predicted_d16"] == pytest.approx(10 * 3.0**16, rel=1e-9)
     power = [{"d": d, "seed": 0, "waiting steps": 2.0 * d**4, "censored at": None} for d in (3, 4, 6, 8)]
-    assert T.waiting_fit(power)["power"]["slope"] == pytest.approx(4.0)
-    fit_rows = T.waiting_fit_rows(fit, lr=0.05)
-    assert fit_rows[0]["steps at the paper's step size"] == pytest.approx(10 * 3.0**16 * 0.05 / T.PAPER_LR)
-    assert "exponential" not in T.waiting_fit(rows[:2])  # one d: nothing to fit
+    assert S.waiting_fit(power)["power"]["slope"] == pytest.approx(4.0)
+    fit_rows = S.waiting_fit_rows(fit, lr=0.05)
+    assert fit_rows[0]["steps at the paper's step size"] == pytest.approx(10 * 3.0**16 * 0.05 / S.PAPER_LR)
+    assert "exponential" not in S.waiting_fit(rows[:2])  # one d: nothing to fit
 
 
 def test_tilt_verdict_branches():
-    assert T.tilt_verdict(0.02, 0.015) == "local: reads x_1 only"
-    assert T.tilt_verdict(0.08, 0.01) == "reads x_1 and its dependent partner x_2 only"
-    assert T.tilt_verdict(0.9, 0.5) == "reads the other coordinates too"
+    assert S.tilt_verdict(0.02, 0.015) == "local: reads x_1 only"
+    assert S.tilt_verdict(0.08, 0.01) == "reads x_1 and its dependent partner x_2 only"
+    assert S.tilt_verdict(0.9, 0.5) == "reads the other coordinates too"

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from ldrkit import bench_ldr as B
-from ldrkit.specs import MODELS
+from ldrkit.bench import ldr as B
+from ldrkit.spec.sizes import MODELS
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from ldrkit import bench_samples as B
+from ldrkit.bench import samples as B
 
 
 def test_needed_is_the_smallest_count_whose_standard_error_reaches_the_target():

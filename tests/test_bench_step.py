@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from ldrkit.bench_step import SPEEDUPS, bare_step, bench_step, format_table
-from ldrkit.experiments import get_experiment
-from ldrkit.setups import Setup
+from ldrkit.bench.step import SPEEDUPS, bare_step, bench_step, format_table
+from ldrkit.spec.registry import get_experiment
+from ldrkit.runs.setup import Setup
 
 
 def test_the_bare_step_is_the_eps_loss_and_trains():

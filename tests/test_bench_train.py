@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ldrkit.bench_train import _setup, bench_training, gpu_check_names
-from ldrkit.experiments import get_experiment, merge
+from ldrkit.bench.train import _setup, bench_training, gpu_check_names
+from ldrkit.spec.registry import get_experiment
+from ldrkit.spec.hashing import merge
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,7 +111,7 @@ def test_before_after_times_both_ldr_probes_in_one_process(tmp_path):
     """The older tree's ldr module loads as ldrkit_before beside this checkout's and both are timed on one model."""
     ba = _before_after()
     before = ba.load_before_ldr(ba.checkout("HEAD", tmp_path / "tree"))
-    from ldrkit import ldr as after
+    from ldrkit.probes import ldr as after
     assert before.__name__ == "ldrkit_before.ldr" and before.__file__.startswith(str(tmp_path))
     assert before.ldr is not after.ldr
     seconds = ba.ldr_seconds(before, "parity-parens-L16-dit", "smoke", calls=2)

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from ldrkit.experiments import run_experiment
+from ldrkit.runs.request import run_experiment
 
 CATEGORY_KEYS = {"invalid", "hallucination", "in_dataset", "extrapolation"}
 LEVEL_KEYS = {"0.1", "0.3", "0.5", "0.7", "0.9"}
@@ -92,10 +92,10 @@ def test_fast_sets_ldrkit_fast_for_the_command_only(monkeypatch, capsys):
     """`run --fast` turns on `train.fast_training` through $LDRKIT_FAST (so sweep workers inherit it) and leaves the
     environment as it found it, whatever the command's outcome."""
     import os
-    from ldrkit import train
+    from ldrkit.runs import train
     from ldrkit.__main__ import main
     seen = []
-    monkeypatch.setattr("ldrkit.experiments.run_experiment", lambda *a, **k: seen.append(train.fast_training()) or
+    monkeypatch.setattr("ldrkit.runs.request.run_experiment", lambda *a, **k: seen.append(train.fast_training()) or
                         {"wall_seconds": 0.0})
     monkeypatch.delenv("LDRKIT_FAST", raising=False)
     assert main(["run", "parity-mlp-L8", "--profile", "smoke", "--fast"]) == 0
@@ -106,14 +106,15 @@ def test_fast_sets_ldrkit_fast_for_the_command_only(monkeypatch, capsys):
 
 
 def test_kappa_runs_any_image_experiment_with_kappa_at_every_evaluation(tmp_path):
-    from ldrkit import specs
+    from ldrkit.spec.hashing import spec_hash
+    from ldrkit.spec.registry import get_experiment
     name = "parity-mlp-L16-symbols"  # an image experiment with no registered -kappa variant
     out = ldrkit("run", name, "--kappa", "--profile", "smoke", "--out", str(tmp_path), "--quiet")
     assert out.returncode == 0, out.stderr
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["experiment"] == name + "-kappa"
-    base, variant = (specs.get_experiment(n).config("smoke", 0) for n in (name, name + "-kappa"))
-    assert metrics["config_hash"] == specs.spec_hash(variant) != specs.spec_hash(base)  # base's stored runs stay valid
+    base, variant = (get_experiment(n).config("smoke", 0) for n in (name, name + "-kappa"))
+    assert metrics["config_hash"] == spec_hash(variant) != spec_hash(base)  # base's stored runs stay valid
     for e in metrics["evaluations"]:
         assert set(e["coupling"]) == LEVEL_KEYS
         for r in e["coupling"].values():  # a value with its s.e., or None where the oracles do not differ

@@ -1,4 +1,4 @@
-"""The coupling score kappa (ldrkit.coupling): calibrated by the exact oracles on the same inputs.
+"""The coupling score kappa (ldrkit.probes.kappa): calibrated by the exact oracles on the same inputs.
 
 Every bound below is exact mathematics: kappa(rule) = 1 and kappa(product) = 0 by construction, a mixture
 a rule + (1 - a) product has kappa = a (the Jacobian is linear in the output), the optimal linear denoiser of
@@ -10,9 +10,9 @@ import math
 import pytest
 import torch
 
-from ldrkit import coupling as C
-from ldrkit import ldr as L
-from ldrkit.yardsticks import build_oracle
+from ldrkit.probes import kappa as C
+from ldrkit.probes import ldr as L
+from ldrkit.denoisers.oracles import build_oracle
 from parity_oracles import SCHEDULE, Mix
 from parity_oracles import parity_setup as setup_for
 
@@ -118,9 +118,9 @@ def test_bad_arguments(parity4):
 
 
 def test_coupling_over_training_cached_and_calibration(tmp_path, monkeypatch):
-    from ldrkit.analysis import coupling_report as R
-    from ldrkit.pipeline import run_training
-    from ldrkit.runs import Run
+    from ldrkit.analysis import kappa_calibration as R
+    from ldrkit.runs.pipeline import run_training
+    from ldrkit.runs.run import Run
     config = {
         "grammar": {"name": "parity", "length": 4}, "split": {"train_fraction": 0.5, "seed": 0},
         "render": {"type": "scalar"}, "schedule": SCHEDULE,
@@ -169,7 +169,7 @@ def _ruler(network: dict) -> dict:
 
 
 def test_calibration_rows_one_per_level():
-    from ldrkit.analysis import coupling_report as R
+    from ldrkit.analysis import kappa_calibration as R
     rows = R.calibration_rows(_ruler({"0.5": None, "0.9": (0.1234, 0.0456)}))
     assert [r["√ᾱ"] for r in rows] == ["0.5", "0.9"]
     assert rows[0]["network"] == "n.s." and rows[0]["network energy"] is None and rows[0]["rule signal"] == "1.0e-06"
@@ -185,7 +185,7 @@ def test_calibration_rows_one_per_level():
     ({"0.5": None, "0.7": None}, "not separable at any level", []),
 ])
 def test_coupling_verdict(network, text, sides):
-    from ldrkit.analysis import coupling_report as R
+    from ldrkit.analysis import kappa_calibration as R
     v = R.coupling_verdict(_ruler(network))
     assert v["text"].startswith(text) and list(v["sides"].values()) == sides
     if sides:
@@ -204,7 +204,7 @@ def test_plot_calibration_draws_separable_levels_only():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from ldrkit.analysis import coupling_report as R
+    from ldrkit.analysis import kappa_calibration as R
     fig, ax = plt.subplots()
     R.plot_calibration(_ruler({"0.5": None, "0.8": (0.1, 0.1), "0.9": (0.0, 0.01)}), ax)
     labels = ax.get_legend_handles_labels()[1]
@@ -216,8 +216,8 @@ def test_plot_calibration_draws_separable_levels_only():
 
 def test_network_is_on_the_products_side_on_the_stored_cpu_run():
     """The chapter's verdict on the stored parity-mlp-L16 cpu run (few inputs, two levels: cheap, exact rows)."""
-    from ldrkit.analysis import coupling_report as R
-    from ldrkit.experiments import get_run
+    from ldrkit.analysis import kappa_calibration as R
+    from ldrkit.runs.request import get_run
     cal = R.oracle_calibration(get_run("parity-mlp-L16", "cpu", 0, progress=False), n=8, levels=(0.85, 0.9))
     assert cal["calibrated"] is True
     v = R.coupling_verdict(cal)

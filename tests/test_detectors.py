@@ -1,4 +1,4 @@
-"""Per-sample hallucination detectors (ldrkit.detectors) and their ROC statistics (ldrkit.analysis.detection).
+"""Per-sample hallucination detectors (ldrkit.probes.detectors) and their ROC statistics (ldrkit.analysis.detectors).
 
 Every bound is exact mathematics or chance: the AUROC of the label itself is 1 and of a constant 1/2, a random
 score's AUROC lies within the Mann-Whitney null bound of 1/2, product-likeness is 0 for the rule's own denoiser,
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from ldrkit import detectors as D
-from ldrkit.analysis import detection as A
-from ldrkit.yardsticks import build_oracle
+from ldrkit.probes import detectors as D
+from ldrkit.analysis import detectors as A
+from ldrkit.denoisers.oracles import build_oracle
 from parity_oracles import parity_setup
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from ldrkit.diffusion import Schedule
-from ldrkit.models import MLPDenoiser
+from ldrkit.denoisers.schedule import Schedule
+from ldrkit.denoisers.models import MLPDenoiser
 
 
 def test_schedule_matches_closed_form_linear_betas():

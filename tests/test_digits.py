@@ -1,4 +1,4 @@
-"""Quarter-MNIST (ldrkit.digits): the rule, digit sources, the classifier, the renderer and the two experiments."""
+"""Quarter-MNIST (ldrkit.systems.digits): the rule, digit sources, the classifier, the renderer and the two experiments."""
 import gzip
 import json
 import math
@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from ldrkit.analysis.categories import independent_valid_probability
-from ldrkit.analysis.stats import wilson
-from ldrkit.digits import DigitSum, QuarterDigitRenderer, get_classifier, load_mnist, load_source, read_idx, write_idx
-from ldrkit.experiments import get_experiment, run_experiment
-from ldrkit.systems import get_grammar
-from ldrkit.systems import build_renderer
+from ldrkit.analysis.phases import independent_valid_probability
+from ldrkit.probes.estimates import wilson
+from ldrkit.systems.digits import DigitSum, QuarterDigitRenderer, get_classifier
+from ldrkit.systems.digit_sources import load_mnist, load_source, read_idx, write_idx
+from ldrkit.spec.registry import get_experiment
+from ldrkit.runs.request import run_experiment
+from ldrkit.systems.registry import get_grammar
+from ldrkit.systems.registry import build_renderer
 
 # The per-quarter classifier is trained once (about 40 s on one thread) and cached in
 # $LDRKIT_CACHE or ~/.cache/ldrkit; later runs load it in milliseconds.
@@ -157,6 +159,6 @@ def test_phenomenon_hallucination_phase_unet(tmp_path):
 
 
 def test_share_is_the_fraction_with_its_wilson_interval():
-    from ldrkit.analysis.stats import share
+    from ldrkit.probes.estimates import share
     assert share(25, 100) == (0.25, *wilson(25, 100))
     assert all(math.isnan(v) for v in share(0, 0))

@@ -5,8 +5,8 @@ from math import comb
 import numpy as np
 import pytest
 
-from ldrkit.grammars import Dyck
-from ldrkit.systems import GRAMMARS, get_grammar
+from ldrkit.systems.grammars import Dyck
+from ldrkit.systems.registry import GRAMMARS, get_grammar
 
 
 def brute_force_valid(seq) -> bool:

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from ldrkit.analysis import first_act as F
-from ldrkit.analysis.stats import wilson
+from ldrkit.probes.estimates import wilson
 
 
 class FakeRun:

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from ldrkit.grammars import Dyck, Parity
-from ldrkit.ocr import split_cells
-from ldrkit.systems import build_renderer
-from ldrkit.render import GlyphRenderer, draw_glyph
+from ldrkit.systems.grammars import Dyck, Parity
+from ldrkit.systems.ocr import split_cells
+from ldrkit.systems.registry import build_renderer
+from ldrkit.systems.render import GlyphRenderer, draw_glyph
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ import itertools
 import numpy as np
 import pytest
 
-from ldrkit.grammars import Parity
-from ldrkit.systems import get_grammar
+from ldrkit.systems.grammars import Parity
+from ldrkit.systems.registry import get_grammar
 
 
 @pytest.mark.parametrize("length", [2, 3, 8, 12])

@@ -1,4 +1,4 @@
-"""Remedy B of issue #17: sampling guided by a learned rule critic (ldrkit.guidance).
+"""Remedy B of issue #17: sampling guided by a learned rule critic (ldrkit.denoisers.guidance).
 
 The trained-critic tests use the Quarter-digits rule s1 + s2 = s3 + s4 with each digit rendered as
 one scalar (no handwriting to learn to read), where a small critic learns the rule in 600 steps;
@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from ldrkit import ldr
-from ldrkit.analysis.stats import wilson
-from ldrkit.experiments import get_experiment
-from ldrkit.guidance import (CriticGuided, RuleCritic, accuracy, build_critic, critic_data, held_out_data,
+from ldrkit.probes import ldr
+from ldrkit.probes.estimates import wilson
+from ldrkit.spec.registry import get_experiment
+from ldrkit.denoisers.guidance import (CriticGuided, RuleCritic, accuracy, build_critic, critic_data, held_out_data,
                              product_negatives, train_critic)
-from ldrkit.setups import Setup
-from ldrkit.yardsticks import build_oracle
+from ldrkit.runs.setup import Setup
+from ldrkit.denoisers.oracles import build_oracle
 
 DIGIT_SUM = {"grammar": {"name": "digit-sum", "length": 4}, "split": {"train_fraction": 0.7, "seed": 0},
              "render": {"type": "scalar", "symbols": list(range(10)), "tolerance": 0.3}, "data": {"center": True},

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from ldrkit import hypercube as H
-from ldrkit.oracle import posterior_mean
+from ldrkit.theory import hypercube as H
+from ldrkit.denoisers.oracles import posterior_mean
 
 torch.set_num_threads(1)
 

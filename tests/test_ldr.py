@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from ldrkit import ldr as L
+from ldrkit.probes import ldr as L
 from ldrkit.analysis.overtraining import ldr_over_training
-from ldrkit.bench_ldr import naive_rows
-from ldrkit.diffusion import Schedule
-from ldrkit.models import build_model
+from ldrkit.bench.ldr import naive_rows
+from ldrkit.denoisers.schedule import Schedule
+from ldrkit.denoisers.models import build_model
 
 torch.set_num_threads(1)
 SCHEDULE = Schedule()
@@ -207,7 +207,7 @@ class Wrap(nn.Module):
 
 
 def test_ldr_over_training_cached(tmp_path, monkeypatch):
-    from ldrkit.pipeline import run_training
+    from ldrkit.runs.pipeline import run_training
     config = {
         "grammar": {"name": "parity", "length": 4}, "split": {"train_fraction": 0.5, "seed": 0},
         "render": {"type": "scalar"}, "schedule": {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02},

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ldrkit.models import DiTDenoiser, UNetDenoiser, build_model, count_parameters
+from ldrkit.denoisers.models import DiTDenoiser, UNetDenoiser, build_model, count_parameters
 
 torch.set_num_threads(1)
 

@@ -2,9 +2,9 @@ import itertools
 
 import torch
 
-from ldrkit.diffusion import Schedule
-from ldrkit.grammars import Parity
-from ldrkit.oracle import FiniteSetDenoiser, posterior_mean
+from ldrkit.denoisers.schedule import Schedule
+from ldrkit.systems.grammars import Parity
+from ldrkit.denoisers.oracles import FiniteSetDenoiser, posterior_mean
 
 
 def brute_force_posterior_mean(x, support, a, weights):
@@ -51,7 +51,7 @@ def test_oracle_eps_is_consistent_with_posterior_mean_and_differentiable():
 
 
 def test_product_of_cells_equals_the_brute_force_product_distribution():
-    from ldrkit.oracle import ProductOfCellsDenoiser
+    from ldrkit.denoisers.oracles import ProductOfCellsDenoiser
     s = Schedule()
     g = torch.Generator().manual_seed(1)
     # 3 cells of 2 elements; non-uniform cell marginals from a small data set
@@ -74,7 +74,7 @@ def test_product_of_cells_equals_the_brute_force_product_distribution():
 
 def test_product_of_cells_refuses_overlapping_regions():
     import pytest
-    from ldrkit.oracle import ProductOfCellsDenoiser
+    from ldrkit.denoisers.oracles import ProductOfCellsDenoiser
     with pytest.raises(ValueError, match="disjoint"):
         ProductOfCellsDenoiser(torch.zeros(2, 3), [torch.tensor([True, True, False]), torch.tensor([False, True, True])],
                                Schedule())

@@ -3,9 +3,11 @@ import math
 
 import pytest
 
-from ldrkit.experiments import get_experiment, run_experiment
-from ldrkit.yardsticks import build_oracle, oracle_distances
-from ldrkit.setups import Setup
+from ldrkit.spec.registry import get_experiment
+from ldrkit.runs.request import run_experiment
+from ldrkit.denoisers.oracles import build_oracle
+from ldrkit.probes.distances import oracle_distances
+from ldrkit.runs.setup import Setup
 
 N = 512  # samples: the binomial standard error of a fraction near 1/2 is 0.022
 
@@ -82,7 +84,7 @@ def test_evaluations_record_the_calibrated_coupling_score_of_the_oracles_themsel
 
 
 def test_coupling_per_evaluation_needs_the_oracles():
-    from ldrkit.pipeline import evaluate
+    from ldrkit.runs.pipeline import evaluate
     config = get_experiment("quarter-digits-unet").config("smoke", 0)
     setup = Setup.from_config(config)
     with pytest.raises(ValueError, match="coupling_samples needs"):

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from ldrkit.categorize import fractions
-from ldrkit.diffusion import Schedule
-from ldrkit.experiments import get_experiment, run_experiment
-from ldrkit.grammars import Parity
-from ldrkit.oracle import FiniteSetDenoiser
-from ldrkit.setups import Setup
-from ldrkit.render import GlyphRenderer
+from ldrkit.systems.categories import fractions
+from ldrkit.denoisers.schedule import Schedule
+from ldrkit.spec.registry import get_experiment
+from ldrkit.runs.request import run_experiment
+from ldrkit.systems.grammars import Parity
+from ldrkit.denoisers.oracles import FiniteSetDenoiser
+from ldrkit.runs.setup import Setup
+from ldrkit.systems.render import GlyphRenderer
 
 
 def test_ddim_is_deterministic_and_the_default_sampler_is_unchanged():

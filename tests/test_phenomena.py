@@ -7,7 +7,7 @@ Bounds come from the paper and from exact counting, not from earlier runs:
 """
 import pytest
 
-from ldrkit.experiments import run_experiment
+from ldrkit.runs.request import run_experiment
 
 CI_BUDGET = {"train": {"eval_every": 2000}, "eval": {"num_samples": 1024, "sample_steps": 1000, "ldr_samples": 32}}
 

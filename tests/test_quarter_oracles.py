@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from ldrkit.diffusion import Schedule
-from ldrkit.analysis.categories import independent_valid_probability
-from ldrkit.digits import DigitSum, QuarterDigitRenderer
-from ldrkit.experiments import get_experiment, run_experiment
-from ldrkit.oracle import FiniteSetDenoiser, ProductOfCellsDenoiser, TupleOfInstancesDenoiser
-from ldrkit.yardsticks import build_oracle, quarter_digit_rule_oracle
-from ldrkit.setups import Setup
+from ldrkit.denoisers.schedule import Schedule
+from ldrkit.analysis.phases import independent_valid_probability
+from ldrkit.systems.digits import DigitSum, QuarterDigitRenderer
+from ldrkit.spec.registry import get_experiment
+from ldrkit.runs.request import run_experiment
+from ldrkit.denoisers.oracles import FiniteSetDenoiser, ProductOfCellsDenoiser, TupleOfInstancesDenoiser
+from ldrkit.denoisers.oracles import build_oracle, quarter_digit_rule_oracle
+from ldrkit.runs.setup import Setup
 from test_oracle_runs import assert_oracle_distances_recorded
 
 

@@ -1,6 +1,6 @@
 """Remedies for local generation bias, trained at a small size and measured against chance-derived bounds.
 
-Explicit symbol knowledge (ldrkit.symbols) on the parity L=16 hypercube MLP, whose unconditional training breaks
+Explicit symbol knowledge (ldrkit.denoisers.symbol_conditioned) on the parity L=16 hypercube MLP, whose unconditional training breaks
 the rule in about half of its samples (tests/test_phenomena.py: independent coordinates break parity with
 probability exactly 1/2). The conditioned network must draw the sequence it is given, so rule-breaking is moved
 into the discrete prior: with the training sequences as prior the samples obey the rule; with an autoregressive
@@ -8,8 +8,8 @@ prior they obey it exactly as often as the prior's own sequences do.
 """
 import pytest
 
-from ldrkit.analysis.stats import wilson
-from ldrkit.experiments import run_experiment
+from ldrkit.probes.estimates import wilson
+from ldrkit.runs.request import run_experiment
 
 BUDGET = {"train": {"steps": 600, "eval_every": 600}, "eval": {"num_samples": 512, "sample_steps": 200, "ldr_samples": 4}}
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from ldrkit.categorize import categorize, fractions
-from ldrkit.grammars import Parity
-from ldrkit.render import EmbeddingRenderer, ScalarRenderer
+from ldrkit.systems.categories import categorize, fractions
+from ldrkit.systems.grammars import Parity
+from ldrkit.systems.render import EmbeddingRenderer, ScalarRenderer
 
 
 @pytest.mark.parametrize("renderer", [ScalarRenderer(8), EmbeddingRenderer(8, dim=5, seed=1)])

@@ -2,27 +2,29 @@
 stored wall times."""
 import pytest
 
-from ldrkit import experiments, store
+from ldrkit.runs import reproduce as R, store
+from ldrkit.runs.request import run_experiment
 from ldrkit.__main__ import main
-from ldrkit.specs import REPRODUCE_HEADLINE, get_experiment
-from ldrkit.sweep import pooled_fresh
+from ldrkit.spec.selections import REPRODUCE_HEADLINE
+from ldrkit.spec.registry import get_experiment
+from ldrkit.runs.sweep import pooled_fresh
 
 
 def test_the_plan_starts_the_longest_first_and_projects_the_busiest_worker():
     seconds = {"a": 10.0, "b": 60.0, "c": 30.0, "d": 30.0}
-    order, total = experiments.plan(seconds, workers=2)
+    order, total = R.plan(seconds, workers=2)
     assert order[0] == "b" and total == 70.0            # b | c + d + a
-    assert experiments.plan(seconds, workers=1)[1] == 130.0
-    assert experiments.plan(seconds, workers=8)[1] == 60.0   # never below the longest run
+    assert R.plan(seconds, workers=1)[1] == 130.0
+    assert R.plan(seconds, workers=8)[1] == 60.0   # never below the longest run
 
 
 def test_the_headline_set_names_experiments_and_fits_the_budget_on_two_workers():
     for name in REPRODUCE_HEADLINE:
         get_experiment(name)
-    seconds = experiments.stored_wall_seconds(list(REPRODUCE_HEADLINE), "cpu", 0)
+    seconds = R.stored_wall_seconds(list(REPRODUCE_HEADLINE), "cpu", 0)
     assert all(s > 0 for s in seconds.values()), "every headline run is stored at cpu, seed 0"
     # issue 14's budget, with a third to spare for a slower machine than the one the times were recorded on
-    assert experiments.plan(seconds, workers=2)[1] < 2 / 3 * 3 * 3600
+    assert R.plan(seconds, workers=2)[1] < 2 / 3 * 3 * 3600
 
 
 @pytest.fixture
@@ -31,13 +33,13 @@ def smoke_store(monkeypatch, tmp_path):
     monkeypatch.setenv("LDRKIT_RESULTS", str(tmp_path / "results"))
     names = ["parity-mlp-L8", "parity-mlp-L16"]
     for name in names:
-        store.store_run(experiments.run_experiment(name, "smoke", 0, progress=False)["run_dir"])
+        store.store_run(run_experiment(name, "smoke", 0, progress=False)["run_dir"])
     return names
 
 
 def test_two_workers_retrain_the_stored_runs_to_the_same_numbers(smoke_store, tmp_path):
     out = tmp_path / "again"
-    table = experiments.reproduce(smoke_store, "smoke", 0, out, fresh=pooled_fresh("smoke", 0, 2))
+    table = R.reproduce(smoke_store, "smoke", 0, out, fresh=pooled_fresh("smoke", 0, 2))
     diffs = [line.split("|")[5].strip() for line in table.splitlines()[2:] if "wall seconds" not in line]
     assert diffs and all(float(d) == 0.0 for d in diffs)  # the same seed on the same machine: the same numbers
     assert all((out / name / "metrics.json").exists() for name in smoke_store)

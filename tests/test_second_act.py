@@ -9,10 +9,12 @@ Memorisation is the in-dataset share of legible samples far above that chance le
 import numpy as np
 import pytest
 
-from ldrkit.analysis.stats import wilson
-from ldrkit.experiments import run_experiment
-from ldrkit.setups import Setup
-from ldrkit.specs import MODELS, get_experiment, merge
+from ldrkit.probes.estimates import wilson
+from ldrkit.runs.request import run_experiment
+from ldrkit.runs.setup import Setup
+from ldrkit.spec.sizes import MODELS
+from ldrkit.spec.registry import get_experiment
+from ldrkit.spec.hashing import merge
 
 # The smallest memorising configuration found: the cpu UNet (the smoke one, 71k parameters, stays
 # illegible on 4 tuples after 1200 steps) on 4 tuples, 800 steps, sampled with the cpu profile's 50 steps.
@@ -82,7 +84,7 @@ def test_the_one_token_dit_memorises_two_tuples(tmp_path):
 
 def test_the_sweep_seeds_read_at_cpu_are_stored():
     """The second-act chapter reads these seeds at the cpu profile: the results store must give every one."""
-    from ldrkit.specs import SWEEPS, sweep_seeds
+    from ldrkit.spec.selections import SWEEPS, sweep_seeds
     from stored import assert_stored
     plan = sweep_seeds("cpu")
     assert plan["Quarter DiT, a token per digit"] == {n: [0, 1, 2] for n in (32, 2, 4, 8, 16)}

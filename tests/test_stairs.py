@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from ldrkit import hypercube as H, specs, stairs
-from ldrkit.runs import Run
+from ldrkit.theory import hypercube as H, stairs
+from ldrkit.spec import stairs as specs
+from ldrkit.runs.pipeline import run_stairs
+from ldrkit.runs.run import Run
 
 torch.set_num_threads(1)
 
@@ -31,7 +33,7 @@ def test_find_plateaus_on_a_synthetic_curve():
 
 def test_loss_passes_the_analytic_plateaus_in_order(tmp_path):
     cfg = specs.stairs_spec(8, "smoke", seed=0)
-    metrics = stairs.run_stairs(cfg, Run(tmp_path), progress=False)
+    metrics = run_stairs(cfg, Run(tmp_path), progress=False)
     levels = metrics["levels"]
     assert levels["zero"] > levels["linear"] > levels["univariate"] > 0
     found = {p["level"]: p for p in metrics["plateaus"]}
@@ -100,7 +102,7 @@ def test_waiting_time_on_synthetic_curves():
 def test_plain_sgd_leaves_the_univariate_plateau_at_d3(tmp_path):
     cfg = specs.stairs_wait_spec(3, "smoke", 0)
     cfg["phases"][0]["steps"] = 4000
-    m = stairs.run_stairs(cfg, Run(tmp_path), progress=False)
+    m = run_stairs(cfg, Run(tmp_path), progress=False)
     wait, uni = m["waiting"], m["levels"]["univariate"]
     assert wait["steps"] is not None and wait["departure"] > wait["arrival"] > 0
     # it stops once below stop_below x the level, which no function of x^(1) alone reaches (and the final loss is
@@ -116,7 +118,7 @@ def test_pairwise_dependence_pulls_the_weights_off_the_axis(tmp_path):
     cfg = specs.stairs_tilt_spec(1.0, "smoke", 0)
     cfg.update(d=6, batch=256)
     cfg["phases"][0]["steps"] = 2000
-    m = stairs.run_stairs(cfg, Run(tmp_path), progress=False)
+    m = run_stairs(cfg, Run(tmp_path), progress=False)
     on, partner, *rest = np.array(m["axis_weights"])[-1, 1:]
     assert partner > 0.8 * on and max(rest) < 0.1 * on
     assert m["final_loss"] < 0.5 * m["levels"]["univariate"] and m["levels"]["pair"] < 1e-20

@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from ldrkit import experiments, store
-from ldrkit.experiments import Experiment, run_experiment
+from ldrkit.runs import store
+from ldrkit.runs.reproduce import reproduce
+from ldrkit.spec.registry import EXPERIMENTS, Experiment, get_experiment
+from ldrkit.runs.request import run_experiment
 from ldrkit.analysis.overtraining import ldr_over_training
 
 
@@ -15,7 +17,7 @@ def tiny(monkeypatch, tmp_path):
     monkeypatch.setenv("LDRKIT_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("LDRKIT_RESULTS", str(tmp_path / "results"))
     steps = {"n": 60}
-    base = experiments.get_experiment("parity-mlp-L8")
+    base = get_experiment("parity-mlp-L8")
 
     def make(profile, seed):
         config = base.config(profile, seed)
@@ -23,7 +25,7 @@ def tiny(monkeypatch, tmp_path):
         config["eval"].update(num_samples=32, sample_steps=10, ldr_samples=2)
         return config
 
-    monkeypatch.setitem(experiments.EXPERIMENTS, "tiny-store-test", Experiment("tiny-store-test", "test", make))
+    monkeypatch.setitem(EXPERIMENTS, "tiny-store-test", Experiment("tiny-store-test", "test", make))
     return steps
 
 
@@ -90,14 +92,14 @@ def test_explicit_out_of_another_config_is_refused(tiny, tmp_path):
     out = tmp_path / "mine"
     run_experiment("tiny-store-test", "smoke", 0, out=out, progress=False)
     tiny["n"] = 80
-    from ldrkit.runs import ConfigMismatchError
+    from ldrkit.runs.run import ConfigMismatchError
     with pytest.raises(ConfigMismatchError):
         run_experiment("tiny-store-test", "smoke", 0, out=out, progress=False)
 
 
 def test_reproduce_sets_stored_and_fresh_numbers_side_by_side(tiny, tmp_path):
     store.store_run(run_experiment("tiny-store-test", "smoke", 0, progress=False)["run_dir"])
-    table = experiments.reproduce(["tiny-store-test"], "smoke", 0, out=tmp_path / "again", progress=False)
+    table = reproduce(["tiny-store-test"], "smoke", 0, out=tmp_path / "again", progress=False)
     assert (tmp_path / "again" / "reproduce.md").read_text().endswith(table)
     # Same seed, same code: the fresh run reproduces the stored numbers exactly.
     lines = [l for l in table.splitlines() if l.startswith("| tiny-store-test |") and "wall" not in l]
@@ -117,7 +119,7 @@ def test_metrics_files_are_strict_json():
     """NaN/Infinity are not JSON: an undefined value (an LDR of 0/0) must be written as null."""
     from pathlib import Path
 
-    from ldrkit.files import json_ready
+    from ldrkit.runs.files import json_ready
     assert json_ready({"a": [float("nan"), 1.0, float("inf")], "b": {"c": -float("inf")}, "d": "x"}) == \
         {"a": [None, 1.0, None], "b": {"c": None}, "d": "x"}
     files = sorted(Path(store.store_root()).glob("*/*/metrics.json*"))
@@ -125,3 +127,15 @@ def test_metrics_files_are_strict_json():
     for path in files:
         for line in ([path.read_text()] if path.suffix == ".json" else path.read_text().splitlines()):
             json.loads(line, parse_constant=_refuse_constant)
+
+
+def test_the_store_and_the_run_folders_are_found_from_any_working_directory(tmp_path, monkeypatch):
+    """A chapter runs with book/ (or a temporary folder) as its working directory: the results store and runs/
+    are still the repository's."""
+    from ldrkit.runs.request import default_runs_dir
+    monkeypatch.delenv("LDRKIT_RESULTS", raising=False)
+    monkeypatch.delenv("LDRKIT_RUNS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    repo = Path(__file__).resolve().parent.parent
+    assert store.store_root() == repo / "results" and (store.store_root() / "parity-mlp-L8").is_dir()
+    assert default_runs_dir() == repo / "runs"

@@ -1,10 +1,10 @@
-"""Explicit symbol knowledge (ldrkit.symbols): priors over sequences and the symbol-conditioned denoiser."""
+"""Explicit symbol knowledge (ldrkit.denoisers.symbol_conditioned): priors over sequences and the symbol-conditioned denoiser."""
 import numpy as np
 import pytest
 import torch
 
-from ldrkit.models import MLPDenoiser, UNetDenoiser
-from ldrkit.symbols import (AutoregressivePrior, EmpiricalPrior, SymbolConditioned, bind, token_indices,
+from ldrkit.denoisers.models import MLPDenoiser, UNetDenoiser
+from ldrkit.denoisers.symbol_conditioned import (AutoregressivePrior, EmpiricalPrior, SymbolConditioned, bind, token_indices,
                             token_symbols)
 
 
@@ -63,7 +63,7 @@ def test_bound_model_is_a_plain_denoiser_and_checks_its_tokens():
 
 
 def test_symbol_experiments_are_their_base_plus_symbols_and_the_ema_pair_differs_only_by_averaging():
-    from ldrkit.experiments import get_experiment
+    from ldrkit.spec.registry import get_experiment
     for profile in ("smoke", "cpu", "paper"):
         base = get_experiment("quarter-digits-unet").config(profile, 1)
         ema = get_experiment("quarter-digits-unet-ema").config(profile, 1)

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ldrkit.categorize import categorize
-from ldrkit.systems import get_grammar
-from ldrkit.hanzi import ChineseChars, HanziRenderer, chinese_lexicon, cjk_font_path, is_han
-from ldrkit.text import (LETTERS, PAD, EnglishRenderer, EnglishWords, decode_strings, english_lexicon,
+from ldrkit.systems.categories import categorize
+from ldrkit.systems.registry import get_grammar
+from ldrkit.systems.chinese import ChineseChars, HanziRenderer, chinese_lexicon, cjk_font_path, is_han
+from ldrkit.systems.english import (LETTERS, PAD, EnglishRenderer, EnglishWords, decode_strings, english_lexicon,
                          mono_font_path)
 
 
@@ -145,7 +145,7 @@ def test_chinese_thresholds_on_many_cases(chinese):
 
 @pytest.mark.parametrize("name", ["english-words-unet", "chinese-chars-unet"])
 def test_smoke_run(name, tmp_path):
-    from ldrkit.experiments import run_experiment
+    from ldrkit.runs.request import run_experiment
     torch.set_num_threads(1)
     metrics = run_experiment(name, "smoke", out=tmp_path, progress=False)
     assert json.loads((tmp_path / "metrics.json").read_text())["config_hash"] == metrics["config_hash"]

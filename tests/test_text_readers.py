@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from ldrkit.analysis import text_readers as rd
-from ldrkit.analysis.text_report import text_setups
-from ldrkit.experiments import get_run
-from ldrkit.specs import TEXT_ORACLES
+from ldrkit.analysis.real_text import text_setups
+from ldrkit.runs.request import get_run
+from ldrkit.spec.text import TEXT_ORACLES
 
 
 @pytest.fixture(scope="module")

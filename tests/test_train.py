@@ -3,11 +3,12 @@ import json
 import pytest
 import torch
 
-from ldrkit.experiments import get_experiment, merge
-from ldrkit.models import MLPDenoiser
-from ldrkit.pipeline import run_training
-from ldrkit.setups import Setup
-from ldrkit.runs import ConfigMismatchError, Run, load_checkpoint
+from ldrkit.spec.registry import get_experiment
+from ldrkit.spec.hashing import merge
+from ldrkit.denoisers.models import MLPDenoiser
+from ldrkit.runs.pipeline import run_training
+from ldrkit.runs.setup import Setup
+from ldrkit.runs.run import ConfigMismatchError, Run, load_checkpoint
 
 TINY = {"model": {"hidden": 32, "depth": 2},
         "train": {"steps": 40, "batch_size": 32, "eval_every": 10},

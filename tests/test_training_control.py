@@ -1,9 +1,9 @@
-"""ldrkit.analysis.training_control: the partial correlation that separates learning the rule from training time."""
+"""ldrkit.analysis.kappa_control: the partial correlation that separates learning the rule from training time."""
 import numpy as np
 import pytest
 from scipy import stats
 
-from ldrkit.analysis import training_control as T
+from ldrkit.analysis import kappa_control as T
 
 
 def rows_from(kappa, rule, steps, seeds):
@@ -171,7 +171,7 @@ def test_oracle_references_read_the_calibration_at_the_level_and_skip_the_insepa
 def test_the_store_gives_every_kappa_control_seed_the_oracles_chapter_reads():
     """The oracles chapter reads both negative controls (DiTs, UNets) at cpu from the store, never trains them."""
     from stored import assert_stored
-    from ldrkit.specs import DIT_KAPPA, UNET_KAPPA, analysis_sizes
+    from ldrkit.spec.selections import DIT_KAPPA, UNET_KAPPA, analysis_sizes
     sizes = analysis_sizes("cpu")
     for name in DIT_KAPPA.values():
         for seed in sizes["dit_kappa_seeds"]:

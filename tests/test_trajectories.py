@@ -1,9 +1,9 @@
 import numpy as np
 
-from ldrkit.experiments import get_experiment
-from ldrkit.yardsticks import build_oracle
-from ldrkit.setups import Setup
-from ldrkit.trajectories import split_by_outcome, trajectory_ldr
+from ldrkit.spec.registry import get_experiment
+from ldrkit.denoisers.oracles import build_oracle
+from ldrkit.runs.setup import Setup
+from ldrkit.probes.trajectories import split_by_outcome, trajectory_ldr
 
 
 def test_trajectory_ldr_of_the_product_oracle_is_one_for_every_outcome():

@@ -1,12 +1,12 @@
-"""ldrkit.analysis.transition_kappa: kappa before the onset of memorisation and at the end, and the kappa runs'
+"""ldrkit.analysis.kappa_transition: kappa before the onset of memorisation and at the end, and the kappa runs'
 promise that recording kappa leaves training untouched."""
 import math
 
 import pytest
 
-from ldrkit.analysis import transition_kappa as TK
-from ldrkit.analysis.stats import sign_verdict
-from ldrkit.experiments import run_experiment
+from ldrkit.analysis import kappa_transition as TK
+from ldrkit.analysis.verdicts import sign_verdict
+from ldrkit.runs.request import run_experiment
 
 
 def seed(kb, ke, sb=0.01, se=0.01, onset=100.0):
@@ -59,7 +59,8 @@ def test_recording_kappa_leaves_training_and_sampling_untouched(monkeypatch, tmp
 
 
 def test_the_parity_label_names_a_kappa_run_of_the_specs():
-    from ldrkit.specs import SECOND_ACT_KAPPA, get_experiment
+    from ldrkit.spec.selections import SECOND_ACT_KAPPA
+    from ldrkit.spec.registry import get_experiment
     assert TK.PARITY in SECOND_ACT_KAPPA
     for name in SECOND_ACT_KAPPA.values():
         assert get_experiment(name).config("cpu", 0)["eval"]["coupling_samples"] > 0

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import torch
 
-from ldrkit import store
+from ldrkit.runs import store
 from ldrkit.analysis.overtraining import ldr_over_training
-from ldrkit.experiments import run_experiment
-from ldrkit.files import RunFolderError, read_jsonl
-from ldrkit.runs import ConfigMismatchError, Run
+from ldrkit.runs.request import run_experiment
+from ldrkit.runs.files import RunFolderError, read_jsonl
+from ldrkit.runs.run import ConfigMismatchError, Run
 
 NAME, PROFILE = "parity-mlp-L8", "smoke"
 ROOT = Path(__file__).resolve().parent.parent
@@ -239,7 +239,7 @@ def test_two_processes_never_train_one_folder(tmp_path):
 
 
 def test_a_model_that_returns_nan_stops_the_run_naming_the_step(tmp_path, monkeypatch):
-    from ldrkit import models
+    from ldrkit.denoisers import models
 
     original = models.MLPDenoiser.forward
     monkeypatch.setattr(models.MLPDenoiser, "forward", lambda self, x, t: original(self, x, t) * float("nan"))
@@ -281,9 +281,9 @@ def test_cli_run_folder_problems_are_one_line(run_copy, tmp_path):
 
 
 def test_out_of_range_positions_and_timesteps_are_refused():
-    from ldrkit.diffusion import Schedule
-    from ldrkit.ldr import ldr
-    from ldrkit.render import ScalarRenderer
+    from ldrkit.denoisers.schedule import Schedule
+    from ldrkit.probes.ldr import ldr
+    from ldrkit.systems.render import ScalarRenderer
 
     with pytest.raises(ValueError, match="position must be"):
         ScalarRenderer(8).region(-1)
@@ -293,7 +293,8 @@ def test_out_of_range_positions_and_timesteps_are_refused():
 
 def test_stored_runs_all_verify():
     """Every run in the repository's results store matches its recorded file digests and spec hash."""
-    from ldrkit.specs import get_experiment, spec_hash
+    from ldrkit.spec.registry import get_experiment
+    from ldrkit.spec.hashing import spec_hash
 
     root = ROOT / "results"
     provenances = list(root.glob("*/*/provenance.json"))
@@ -307,7 +308,7 @@ def test_stored_runs_all_verify():
 
 def test_sweep_runs_a_grid_on_two_workers_and_summarises(tmp_path, monkeypatch):
     """Two one-thread workers, two seeds: both runs finish in their ordinary folders; a rerun reuses them."""
-    from ldrkit.sweep import format_summary, run_grid, summarise
+    from ldrkit.runs.sweep import format_summary, run_grid, summarise
 
     monkeypatch.setenv("LDRKIT_RUNS", str(tmp_path / "grid"))
     metrics = run_grid([NAME], PROFILE, [0, 1], workers=2, echo=lambda *a: None)
@@ -324,7 +325,7 @@ def test_sweep_runs_a_grid_on_two_workers_and_summarises(tmp_path, monkeypatch):
 def test_sweep_submits_the_grid_as_submitit_jobs(tmp_path, monkeypatch):
     """The cluster route: one submitit job per run (here submitit's local processes, two at once), the same
     run folders and metrics as the pool."""
-    from ldrkit.sweep import run_grid
+    from ldrkit.runs.sweep import run_grid
 
     monkeypatch.setenv("LDRKIT_RUNS", str(tmp_path / "grid"))
     cluster = {"folder": str(tmp_path / "jobs"), "cluster": "local", "timeout_min": 10}
@@ -339,8 +340,8 @@ def test_sweep_submits_the_grid_as_submitit_jobs(tmp_path, monkeypatch):
 
 
 def test_sweep_summary_pools_seeds_with_a_wilson_interval():
-    from ldrkit.analysis.stats import wilson
-    from ldrkit.sweep import summarise
+    from ldrkit.probes.estimates import wilson
+    from ldrkit.runs.sweep import summarise
 
     def metrics(seed, invalid, hallucination):
         cats = {"invalid": invalid, "hallucination": hallucination, "in_dataset": 0.0,
@@ -353,7 +354,7 @@ def test_sweep_summary_pools_seeds_with_a_wilson_interval():
 
 
 def test_a_cached_analysis_hashes_each_checkpoint_and_reads_the_manifest_once(run_copy, monkeypatch):
-    import ldrkit.runs as runs
+    import ldrkit.runs.run as runs
 
     hashed, read = [], []
     digest, manifest = runs.file_digest, runs.Run.manifest

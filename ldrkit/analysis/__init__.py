@@ -1,5 +1,7 @@
-"""The analysis layer: what the chapters show, computed from Runs (verdicts, comparisons, tables, figures).
-
-Each module is one kind of analysis; every verdict the book prints is a tested function here
-with its thresholds in `verdicts`.
-"""
+"""Floor 5, analysis: what the chapters show, computed from Runs. One module per chapter, named after it
+(`parity_mlp` is `first_act` and `oracles`; `figure_index`, `parentheses`, `quarter_digits`, `real_text`,
+`second_act`, `hypercube_theory`, `three_stairs`, `fixing_it`, `detectors`, `ldr_probe`, `architecture`), and
+what several chapters share: `phases` (legibility, phases, chance), `verdicts` (their wording), `kappa_*`
+(kappa's calibration, training-time control and transition), `samplers`, `overtraining`, `plots`, `tables`,
+`provenance`, `interactive`. Every verdict the book prints is a tested function here, its thresholds at the top
+of its module."""

@@ -3,21 +3,22 @@ rule where independent symbols would?
 
 For each model the evaluation its chapter reports is read in every seed: the last one for the parity models (the
 rule at chance at the end of training), the hallucination phase for Dyck and Quarter-digits (the evaluation with the
-most hallucinated samples, `quarter.phase_step`: a maximum over evaluations, so it leans high). Its share of legible
+most hallucinated samples, `quarter_digits.phase_step`: a maximum over evaluations, so it leans high). Its share of legible
 samples that break the rule is set against the exact share for independent symbols drawn with the training set's
 per-position frequencies (`categories.chance_breaking`): per seed, as the mean over seeds with its standard error
-(`stats.seed_mean`: the seeds' spread or the binomial error, whichever is larger), and pooled over the seeds' legible
+(`estimates.seed_mean`: the seeds' spread or the binomial error, whichever is larger), and pooled over the seeds' legible
 samples with a Wilson interval. The verdict (`verdict`) is tested; its thresholds are the constants below.
 """
 from __future__ import annotations
 
 import math
 
-from ..experiments import get_run
-from ..runs import Run
-from .categories import broken_among_legible, chance_breaking, legible
-from .quarter import phase_step
-from .stats import seed_mean, wilson
+from ..probes.estimates import seed_mean, wilson
+from ..runs.request import get_run
+from ..runs.run import Run
+from ..systems.categories import broken_among_legible, legible
+from .phases import chance_breaking
+from .quarter_digits import phase_step
 
 MODELS = {"parity L=16 UNet": "parity-parens-L16-unet", "parity L=16 DiT": "parity-parens-L16-dit",
           "parity L=16 MLP": "parity-mlp-L16", "Dyck UNet": "dyck-parens-unet", "Dyck DiT": "dyck-parens-dit",

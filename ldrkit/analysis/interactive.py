@@ -16,12 +16,13 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from .. import hypercube as H
-from .. import ldr as L
-from ..categorize import CATEGORIES
-from ..plots import CATEGORY_COLORS
-from ..runs import Run
-from .stats import fraction_interval
+from ..probes import ldr as L
+from ..probes.estimates import fraction_interval
+from ..runs.run import Run
+from ..spec.hashing import LDR_LEVELS
+from ..systems.categories import CATEGORIES
+from ..theory import hypercube as H
+from .plots import CATEGORY_COLORS
 
 DIGITS = 4                    # significant digits kept in a page: enough for a plot, a quarter of the bytes
 EXPLORER_SAMPLES = 8          # samples per view of the saliency explorer
@@ -71,11 +72,11 @@ def _slider(name: str, labels: list[str], y: float, method: str = "skip", args=N
 
 # --- the LDR saliency explorer (chapter "The LDR probe") -----------------------------------------------------
 
-def saliency_views(run: Run, samples: int = EXPLORER_SAMPLES, levels=L.LEVELS, seed: int = 0) -> dict:
+def saliency_views(run: Run, samples: int = EXPLORER_SAMPLES, levels=LDR_LEVELS, seed: int = 0) -> dict:
     """Saliency (squared Jacobian column norms, eps and x0) of `samples` noised training inputs for every
     checkpoint of the run, level and region (symbol position), cached in the run folder ("saliency_explorer").
 
-    The inputs and probe are `probe_figs.explorer_view`'s: sample s at a level is row s of
+    The inputs and probe are `ldr_probe.explorer_view`'s: sample s at a level is row s of
     `ldr.noised_inputs(train_data, ..., samples, Generator(seed))`. Returns {"steps", "levels", "positions",
     "samples", "views": {"c,l,r,s": [eps heat, x0 heat, eps LDR, x0 LDR]}} with indexes into those lists.
     """
@@ -120,7 +121,7 @@ gd.on('plotly_sliderchange', ldrkitRedraw);
 
 
 def saliency_explorer(run: Run, samples: int = EXPLORER_SAMPLES, seed: int = 0) -> WebFigure:
-    """The explorer of `probe_figs.explorer` for the website: eps and x0 saliency bars per input coordinate
+    """The explorer of `ldr_probe.explorer` for the website: eps and x0 saliency bars per input coordinate
     (the region red), with sliders for checkpoint, sqrt(abar), region and sample; every view precomputed."""
     data = saliency_views(run, samples=samples, seed=seed)
     c0, l0, r0 = len(data["steps"]) - 1, data["levels"].index(0.5) if 0.5 in data["levels"] else 0, \

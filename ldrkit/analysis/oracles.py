@@ -1,4 +1,4 @@
-"""A network measured against the exact denoisers of its data (`ldrkit.yardsticks`): the rule, the product of
+"""A network measured against the exact denoisers of its data (`ldrkit.probes.distances`): the rule, the product of
 the training marginals ("independent symbols") and the memoriser of the training set.
 
 - `ldr_beside_oracles`: the LDR of a checkpoint and of the three oracles on the same noised inputs (cached);
@@ -19,15 +19,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .. import ldr as ldr_probe
-from ..categorize import CATEGORIES
-from ..models import count_parameters
-from ..plots import CATEGORY_LABELS, plot_ldr_levels, plot_sequences
-from ..runs import Run
-from ..specs import ORACLES
-from ..trajectories import split_by_outcome, trajectory_ldr
-from ..yardsticks import build_oracle
-from .categories import broken_among_legible, first_legible_step, independent_valid_probability
+from ..denoisers.models import count_parameters
+from ..denoisers.oracles import build_oracle
+from ..probes import ldr as ldr_probe
+from ..probes.trajectories import split_by_outcome, trajectory_ldr
+from ..runs.run import Run
+from ..spec.hashing import LDR_LEVELS
+from ..spec.registry import ORACLES
+from ..systems.categories import CATEGORIES, broken_among_legible
+from .phases import first_legible_step, independent_valid_probability
+from .plots import CATEGORY_LABELS, plot_ldr_levels, plot_sequences
 
 LOCALITY_MARGIN = 0.05  # an x0-LDR this far above (below) the rule's, at least, is "more (less) local than the rule"
 LOCALITY_SE = 3.0       # ... and the gap must also exceed this many standard errors of the difference
@@ -53,7 +54,7 @@ def _nan(value):
 # --- LDR beside the oracles ------------------------------------------------------------------------------
 
 def ldr_beside_oracles(run: Run, n: int, seed: int = 0, step: int | None = None, label: str = NETWORK,
-                       levels=ldr_probe.LEVELS, oracles=ORACLES) -> dict:
+                       levels=LDR_LEVELS, oracles=ORACLES) -> dict:
     """The LDR of the run's checkpoint (the last by default) and of its exact denoisers on the same noised inputs.
 
     The region is the run's `eval.ldr_position` cell; inputs are n noised training signals per level (seeded).
@@ -121,10 +122,10 @@ def plot_ldr_beside_oracles(result: dict, axes, title: str = "") -> None:
 # --- closest oracle ------------------------------------------------------------------------------------
 
 def paired_oracle_distances(run: Run, n: int, seed: int = 0, step: int | None = None,
-                            levels=ldr_probe.LEVELS) -> dict:
+                            levels=LDR_LEVELS) -> dict:
     """Per input, the per-coordinate mean (eps_net - eps_oracle)^2 for each oracle, on the same noised inputs.
 
-    The inputs are those of `yardsticks.oracle_distances` (same n and seed), so the means are the points of
+    The inputs are those of `distances.oracle_distances` (same n and seed), so the means are the points of
     `oracle_distance_over_training`. Returns {level: {oracle: [n distances]}}; cached in
     RUN/oracle_distance_paired.json.
     """
@@ -187,7 +188,7 @@ def plot_oracle_distances(rows: list[dict], axes) -> None:
 # --- along the sampling trajectories ----------------------------------------------------------------------
 
 def trajectory_ldr_by_outcome(run: Run, n: int, seed: int = 0, step: int | None = None,
-                              levels=ldr_probe.LEVELS) -> dict:
+                              levels=LDR_LEVELS) -> dict:
     """Per-sample LDR along n reverse trajectories of the checkpoint, split by how each sample ends.
 
     Sampled with the run's evaluation sampler and steps; the region is the run's `eval.ldr_position` cell.

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 from os import PathLike
 
-from .. import ldr as ldr_probe
-from ..runs import Run
-from ..specs import ORACLES
-from ..yardsticks import build_oracle, oracle_distances
+from ..denoisers.oracles import build_oracle
+from ..probes import ldr as ldr_probe
+from ..probes.distances import oracle_distances
+from ..runs.run import Run
+from ..spec.hashing import LDR_LEVELS
+from ..spec.registry import ORACLES
 
 
 def ldr_over_training(run: Run, method: str = "exact", probes: int = 32, n: int | None = None, seed: int = 0,
-                      levels: tuple[float, ...] = ldr_probe.LEVELS, outputs: tuple[str, ...] = ("eps", "x0"),
+                      levels: tuple[float, ...] = LDR_LEVELS, outputs: tuple[str, ...] = ("eps", "x0"),
                       progress: bool = False) -> list[dict]:
     """LDR at the levels for every checkpoint of a run (and every cached step of a restored run).
 
@@ -43,7 +45,7 @@ def ldr_over_training(run: Run, method: str = "exact", probes: int = 32, n: int 
              **{k: v for k, v in r.items() if k != "step"}} for r in rows]
 
 
-def oracle_distance_over_training(run: Run, n: int = 64, seed: int = 0, levels=ldr_probe.LEVELS) -> list[dict]:
+def oracle_distance_over_training(run: Run, n: int = 64, seed: int = 0, levels=LDR_LEVELS) -> list[dict]:
     """Distance of every checkpoint to the rule, product and memoriser denoisers, cached in RUN/oracle_distance.json.
 
     One row per checkpoint: {"step", "rule": {level: d}, "product": {...}, "memoriser": {...}}.

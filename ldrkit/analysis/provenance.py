@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..runs import Run
-from ..store import code_version
+from ..runs.run import Run
+from ..runs.store import code_version
 
 
 def run_provenance(run: Run) -> dict:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 
-from ..categorize import CATEGORIES
-from ..runs import Run
-from .categories import final_counts
-from .stats import share
+from ..probes.estimates import share
+from ..runs.run import Run
+from ..systems.categories import CATEGORIES
+from .phases import final_counts
 
 PAPER_SAMPLER = {"sampler": "ddpm", "num_steps": None}  # ancestral, eq. 7, every one of the T steps
 SECOND_ACT = {"invalid below": 0.3, "in-dataset / legible at least": 0.5}  # issue 14's bar for a memorising DiT

@@ -4,7 +4,7 @@ LDR of the first letters fall as it does (section 6, Fig. 7 left)?
 The full lexicons (500 English words, 1000 Chinese characters at the cpu profile) stay in the hallucination
 phase for the 3000 steps a CPU affords; the same model on a lexicon of a few dozen entries has seen each
 training entry hundreds of times as often. Per run: when half of all samples first are training entries
-(`memorisation.onset_step`), the categories at the end with Wilson intervals, and the x0-LDR of R at
+(`second_act.onset_step`), the categories at the end with Wilson intervals, and the x0-LDR of R at
 sqrt(alpha_bar) = 0.2 on `LDR_INPUTS` noised training inputs with its standard error (cached in the run
 folder), at the hallucination peak and at the end. The LDR "fell" only when the drop exceeds `LDR_SIGMAS`
 standard errors of the difference.
@@ -15,17 +15,18 @@ import math
 
 import matplotlib.pyplot as plt
 
-from .. import ldr as ldr_probe
-from ..estimates import mean_sem
-from ..experiments import get_run
-from ..runs import Run
-from ..specs import TEXT_KAPPA_LEVEL, TEXT_LEXICON_SWEEP, get_experiment
-from ..yardsticks import build_oracle
-from .coupling_report import CALIBRATION_INPUTS, oracle_calibration
-from .memorisation import onset_step
+from ..denoisers.oracles import build_oracle
+from ..probes import ldr as ldr_probe
+from ..probes.estimates import mean_sem, seed_mean, share
+from ..runs.request import get_run
+from ..runs.run import Run
+from ..spec.registry import get_experiment
+from ..spec.text import TEXT_KAPPA_LEVEL, TEXT_LEXICON_SWEEP
+from .kappa_calibration import CALIBRATION_INPUTS, oracle_calibration
 from .overtraining import ldr_over_training
-from .stats import seed_mean, share, sign_verdict  # noqa: F401  (seed_mean: tl.seed_mean)
-from .text_report import LEVEL, TEXT_RUNS, hallucination_phase
+from .real_text import LEVEL, TEXT_RUNS, hallucination_phase
+from .second_act import onset_step
+from .verdicts import sign_verdict
 
 LDR_INPUTS = {"smoke": 2, "cpu": 32, "paper": 32}  # noised training inputs per LDR value (evaluations: 8)
 LDR_PROBES = 32     # random probes per input (the estimator of `ldr.ldr`)
@@ -73,7 +74,7 @@ def _at(rows: list[dict], step: int | None) -> dict | None:
 
 
 def _verdict(diff: float, se: float, below: str, above: str, same: str = "no difference") -> str:
-    """`stats.sign_verdict` at LDR_SIGMAS standard errors."""
+    """`verdicts.sign_verdict` at LDR_SIGMAS standard errors."""
     return sign_verdict(diff, se, below, above, same, LDR_SIGMAS)
 
 
@@ -249,7 +250,7 @@ def last_verdicts(rows: list[dict], column: str = "on the memoriser ruler") -> d
     return {r["language"]: r[column] for r in rows}
 
 
-# --- the calibrated coupling score on English (kappa, `ldrkit.coupling`) ---------------------------------------
+# --- the calibrated coupling score on English (kappa, `ldrkit.probes.kappa`) ---------------------------------------
 KAPPA_LEVELS = (TEXT_KAPPA_LEVEL, 0.45)   # the English oracles are separable only near here (rule signal ~1e-3)
 KAPPA_SHOWN = ("network", "linear", "memoriser")
 
@@ -261,7 +262,7 @@ def _calibration(run: Run, profile: str) -> dict:
 
 def kappa_rows(runs: dict[str, Run], profile: str) -> list[dict]:
     """kappa at KAPPA_LEVELS of each English run's last checkpoint beside its linear denoiser and memoriser
-    (`coupling_report.oracle_calibration`, cached in the run), one row per run and level; "not separable" where
+    (`kappa_calibration.oracle_calibration`, cached in the run), one row per run and level; "not separable" where
     the rule and the product oracle cannot be told apart on these inputs."""
     rows = []
     for label, run in runs.items():

@@ -17,13 +17,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ..experiments import get_run
-from ..runs import Run
-from ..specs import TEXT_ORACLES
-from .categories import independent_valid_probability
-from .quarter import held_out_share
-from .stats import share
-from .text_report import TEXT_RUNS, distinct_pairs, half_and_half
+from ..probes.estimates import share
+from ..runs.request import get_run
+from ..runs.run import Run
+from ..spec.text import TEXT_ORACLES
+from .phases import independent_valid_probability
+from .quarter_digits import held_out_share
+from .real_text import TEXT_RUNS, distinct_pairs, half_and_half
 
 CONFIDENCE = 0.95
 FLOOR = 0.01   # the distance-ratio histogram starts here (exact oracle samples sit at ~0)
@@ -31,7 +31,7 @@ INVENTIONS = "half-and-half inventions"
 
 
 def oracle_runs(profile: str, seed: int) -> dict[str, dict[str, Run]]:
-    """{language: {oracle: its sampling run}} for the text oracles of `specs.TEXT_ORACLES`."""
+    """{language: {oracle: its sampling run}} for the text oracles of `spec.text.TEXT_ORACLES`."""
     return {key: {w: get_run(f"{base}-oracle-{w}", profile, seed, progress=False) for w in TEXT_ORACLES[base]}
             for key, base in TEXT_RUNS.items()}
 

@@ -1,0 +1,3 @@
+"""Floor 2, denoisers: the DDPM schedule and its samplers, the networks (MLP, diffusers UNet and DiT), the exact
+oracles of a data set, the symbol-conditioned remedy and critic guidance, all with one signature
+`model(x, t) -> eps`; and the device they run on. Nothing here knows of files or run folders."""
