@@ -112,7 +112,7 @@ def test_before_after_times_both_ldr_probes_in_one_process(tmp_path):
     ba = _before_after()
     before = ba.load_before_ldr(ba.checkout("HEAD", tmp_path / "tree"))
     from ldrkit.probes import ldr as after
-    assert before.__name__ == "ldrkit_before.ldr" and before.__file__.startswith(str(tmp_path))
+    assert before.__name__ == "ldrkit_before.probes.ldr" and before.__file__.startswith(str(tmp_path))
     assert before.ldr is not after.ldr
     seconds = ba.ldr_seconds(before, "parity-parens-L16-dit", "smoke", calls=2)
     assert {k: len(v) for k, v in seconds.items()} == {"before": 2, "after": 2}
