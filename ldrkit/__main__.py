@@ -102,8 +102,9 @@ def cmd_reproduce(args) -> None:
     """The names (given, the headline set, or every stored run), their projected wall time from the stored runs
     (printed first), then the retraining on `--workers` processes."""
     from .runs import reproduce
+    from .runs.sweep import check_workers
     from .spec.selections import REPRODUCE_HEADLINE
-    _positive(args.workers, "--workers")
+    check_workers(args.workers)
     if args.headline and args.names:
         raise ValueError("give either experiment names or --headline, not both")
     names = list(REPRODUCE_HEADLINE) if args.headline else args.names or None
@@ -138,10 +139,12 @@ def add_sweep(p) -> None:
 
 
 def cmd_sweep(args) -> None:
-    from .runs.files import atomic_write
+    from .runs.files import atomic_write, writable_file
     from .runs.sweep import format_summary, run_grid, summarise
     for seed in args.seeds:
         request.check_seed(seed)
+    if args.out:
+        writable_file(args.out)  # before the grid trains, not after
     cluster = {"folder": args.submitit_folder, "cluster": args.cluster, "partition": args.partition,
                "timeout_min": args.timeout_min, "array_parallelism": args.array_parallelism, "gpus_per_node": args.gpus}
     rows = summarise(run_grid(args.names, args.profile, args.seeds, args.workers, args.store,
@@ -164,7 +167,9 @@ def cmd_ldr(args) -> None:
     from .runs.run import Run
     _positive(args.n, "--n")
     _positive(args.probes, "--probes", 2)
-    print(format_ldr_table(ldr_over_training(Run(args.run_dir), method=args.method, probes=args.probes, n=args.n)))
+    run = Run(args.run_dir)
+    run.last_step()  # a folder with no checkpoint is an error, not an empty table
+    print(format_ldr_table(ldr_over_training(run, method=args.method, probes=args.probes, n=args.n)))
 
 
 def add_coupling(p) -> None:
@@ -179,8 +184,10 @@ def cmd_coupling(args) -> None:
     from .runs.run import Run
     _positive(args.n, "--n", 2)
     _positive(args.probes, "--probes", 2)
-    print(format_calibration_table(oracle_calibration(Run(args.run_dir), n=args.n, method=args.method,
-                                                      probes=args.probes)))
+    run = Run(args.run_dir)
+    run.refuse_stored()
+    run.last_step()
+    print(format_calibration_table(oracle_calibration(run, n=args.n, method=args.method, probes=args.probes)))
 
 
 def add_resample(p) -> None:
@@ -197,8 +204,11 @@ def cmd_resample(args) -> None:
     _positive(args.n, "--n")
     _positive(args.steps, "--steps")
     run = Run(args.run_dir)
+    run.refuse_stored()
     if not run.is_finished():
-        raise FileNotFoundError(f"{run.path} holds no finished run (no metrics.json)")
+        raise FileNotFoundError(f"{run.path} holds no finished run (no completion record, finished.json); "
+                                "`python -m ldrkit run NAME --out RUN_DIR` finishes or checks it")
+    run.last_step()
     label = f"{run.metrics['experiment']} ({run.metrics['profile']}, seed {run.metrics['seed']})"
     print(format_rows(sampler_rows({label: [run]}, n=args.n, seed=args.seed, sampler=args.sampler,
                                    num_steps=args.steps)))
@@ -219,6 +229,7 @@ def cmd_detect(args) -> None:
         raise ValueError(f"{args.name} is not a trained sampling experiment; detect needs one")
     _positive(args.n, "--n", 2)
     run = request.get_run(args.name, args.profile, args.seed, progress=False)
+    run.last_step()
     n = args.n or detectors.sample_count(run, analysis_sizes(args.profile)["detector_samples"])
     rows = detectors.detection_rows(detectors.cached_scores(run, n, args.seed), args.name)
     print(json.dumps([{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows],

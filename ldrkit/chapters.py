@@ -3,6 +3,8 @@
 A chapter is a jupytext MyST file; papermill reads only .ipynb, so the chapter is converted
 in memory, executed with the parameters injected after its `parameters` cell, and the
 executed notebook is written beside the training runs it made (LDRKIT_RUNS points there).
+OUT/parameters.json records the parameters the chapter ran with: $LDRKIT_PROFILE overrides every chapter's
+profile, so it is recorded as the profile, and a `-p profile` that disagrees with it is refused.
 """
 from __future__ import annotations
 
@@ -12,7 +14,11 @@ import os
 import statistics
 from pathlib import Path
 
+from .runs.files import atomic_write, writable_folder
+from .spec.hashing import check_profile
+
 RUNS_SUBDIR = "runs"
+PROFILE_ENV = "LDRKIT_PROFILE"
 
 
 def run_chapter(chapter: Path | str, out: Path | str, parameters: dict | None = None, progress: bool = True) -> Path:
@@ -20,11 +26,10 @@ def run_chapter(chapter: Path | str, out: Path | str, parameters: dict | None = 
     import jupytext
     import papermill
 
-    chapter, out = Path(chapter).resolve(), Path(out).resolve()
+    chapter, out = Path(chapter).resolve(), Path(out).absolute()
     if not chapter.is_file():
         raise FileNotFoundError(f"no chapter at {chapter}" + (" (a folder: give a chapter file, e.g. book/parity-mlp.md)"
                                                              if chapter.is_dir() else ""))
-    out.mkdir(parents=True, exist_ok=True)
     notebook = jupytext.read(chapter)
     if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in notebook.cells):
         raise ValueError(f"{chapter.name} has no cell tagged 'parameters'")
@@ -33,9 +38,8 @@ def run_chapter(chapter: Path | str, out: Path | str, parameters: dict | None = 
     if unknown:
         raise ValueError(f"{chapter.name} has no parameter {', '.join(map(repr, unknown))}; its parameters: "
                          f"{', '.join(known)}")
-    if "profile" in (parameters or {}):
-        from .spec.hashing import check_profile
-        check_profile(parameters["profile"])
+    recorded = ran_with(parameters or {})
+    writable_folder(out)
     target = out / f"{chapter.stem}.ipynb"
     previous = os.environ.get("LDRKIT_RUNS")
     os.environ["LDRKIT_RUNS"] = str(out / RUNS_SUBDIR)  # the kernel inherits it
@@ -47,8 +51,25 @@ def run_chapter(chapter: Path | str, out: Path | str, parameters: dict | None = 
             os.environ.pop("LDRKIT_RUNS", None)
         else:
             os.environ["LDRKIT_RUNS"] = previous
-    (out / "parameters.json").write_text(json.dumps(parameters or {}, indent=1))
+    atomic_write(out / "parameters.json", json.dumps(recorded, indent=1))
     return target
+
+
+def ran_with(parameters: dict) -> dict:
+    """The parameters a chapter runs with: the injected ones, the profile that of $LDRKIT_PROFILE when it is set
+    (every chapter resolves its profile through it). A `profile` parameter that $LDRKIT_PROFILE would override is
+    refused: the record would name a profile the runs were not trained with."""
+    if "profile" in parameters:
+        check_profile(parameters["profile"])
+    forced = os.environ.get(PROFILE_ENV)
+    if not forced:
+        return dict(parameters)
+    check_profile(forced)
+    if parameters.get("profile", forced) != forced:
+        raise ValueError(f"${PROFILE_ENV}={forced} overrides the chapter's profile, so -p profile "
+                         f"{parameters['profile']} would not be the profile its runs train with; unset {PROFILE_ENV} "
+                         f"or pass -p profile {forced}")
+    return {**parameters, "profile": forced}
 
 
 def chapter_parameters(notebook) -> list[str]:

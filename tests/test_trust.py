@@ -96,6 +96,7 @@ def test_store_keeps_the_checkpoints_the_stored_run_kept(run_copy, results):
 def test_store_refuses_a_run_of_another_spec(run_copy, results):
     metrics = json.loads((run_copy / "metrics.json").read_text())
     (run_copy / "metrics.json").write_text(json.dumps({**metrics, "config_hash": "0" * 16}))
+    Run(run_copy).write_finished("trained")  # a finished run that an older spec made
     with pytest.raises(RunFolderError, match="rerun it before storing"):
         store.store_run(run_copy)
     assert not results.exists() or not any(results.rglob("provenance.json"))
@@ -121,7 +122,7 @@ def test_an_interrupted_store_leaves_the_old_stored_run_intact(run_copy, results
 
     def dies(*args, **kwargs):
         raise KeyboardInterrupt  # as a kill in the middle of copying would
-    monkeypatch.setattr(store.shutil, "copy2", dies)
+    monkeypatch.setattr(store, "copy_verified", dies)
     with pytest.raises(KeyboardInterrupt):
         store.store_run(run_copy)
     assert {p.name: p.read_bytes() for p in stored.iterdir() if p.is_file()} == before
@@ -130,7 +131,7 @@ def test_an_interrupted_store_leaves_the_old_stored_run_intact(run_copy, results
 
 def test_sigkill_during_store_leaves_a_verified_run(run_copy, results):
     stored = store.store_run(run_copy)
-    code = f"from ldrkit import store\nwhile True: store.store_run({str(run_copy)!r})\n"
+    code = f"from ldrkit.runs import store\nwhile True: store.store_run({str(run_copy)!r})\n"
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "LDRKIT_RESULTS": str(results)})
     time.sleep(6)
     proc.send_signal(signal.SIGKILL)
@@ -189,7 +190,8 @@ def test_a_changed_resume_file_is_refused_before_training_resumes(run_copy):
     raw = bytearray(resume.read_bytes())
     raw[-8192:] = bytes(8192)
     resume.write_bytes(bytes(raw))
-    (run_copy / "metrics.json").unlink()  # unfinished: the next run resumes from resume.safetensors
+    for name in ("finished.json", "metrics.json"):  # unfinished: the next run resumes from resume.safetensors
+        (run_copy / name).unlink()
     with pytest.raises(RunFolderError, match="resume.safetensors has changed"):
         run_experiment(NAME, PROFILE, 0, out=run_copy, progress=False, use_store=False)
 
@@ -206,17 +208,21 @@ def test_a_kill_while_resume_is_replaced_leaves_a_file_the_manifest_accepts(run_
 
 
 def test_a_truncated_checkpoint_names_its_file(run_copy):
+    from ldrkit.runs.run import load_checkpoint
+
     run = Run(run_copy)
-    (run_copy / "checkpoints.json").unlink()  # no manifest: the reader itself must fail clearly
     path = run.checkpoint_path(150)
     path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(RunFolderError, match="model_0000150.safetensors has changed since it was written"):
+        run.model(150)  # the manifest catches it first
     with pytest.raises(RunFolderError, match="model_0000150.safetensors is not a readable checkpoint"):
-        run.model(150)
+        load_checkpoint(path, run.setup.build_model(run.config))  # and the reader itself fails clearly
 
 
 def test_a_torn_last_record_is_dropped_and_recomputed(run_copy):
     records = read_jsonl(run_copy / "metrics.jsonl")
-    (run_copy / "metrics.json").unlink()
+    for name in ("finished.json", "metrics.json"):
+        (run_copy / name).unlink()
     (run_copy / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records) + '{"step": 3')
     with pytest.warns(UserWarning, match="torn last line"):
         metrics = run_experiment(NAME, PROFILE, 0, out=run_copy, progress=False, use_store=False)

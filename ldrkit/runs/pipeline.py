@@ -7,6 +7,7 @@ Networks and oracles are evaluated by the same `evaluate`.
 """
 from __future__ import annotations
 
+import io
 import math
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..theory import hypercube as H
 from ..probes import ldr as ldr_probe
-from .files import write_json
+from .files import atomic_write, write_json
 from ..systems.categories import fractions
 from ..probes.kappa import exact_cross_rows, kappa_from_rows
 from .run import Run
@@ -285,5 +286,6 @@ def _write_functions(run_dir: Path, snapshots, plateaus, curve, data: Distributi
         with torch.no_grad():
             out[f"s_{name}"] = H.network(params, x.to(dtype)).double().numpy()
         out[f"step_{name}"] = np.array(step)
-    np.savez(run_dir / ".functions.tmp.npz", **out)
-    (run_dir / ".functions.tmp.npz").replace(run_dir / "functions.npz")
+    data = io.BytesIO()
+    np.savez(data, **out)
+    atomic_write(run_dir / "functions.npz", data.getvalue())

@@ -11,16 +11,15 @@ run with an error naming the step.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
 from ..spec.hashing import merge, spec_hash
 from ..spec.registry import Experiment, get_experiment
-from .files import RunFolderError
+from .files import FolderLock, writable_folder
 from .pipeline import run_oracle, run_stairs, run_training
-from .run import ConfigMismatchError, Run
-from .store import ROOT, code_version, find_stored, restore_run, stale_stored, top_up_restored
+from .run import METRICS, ConfigMismatchError, Run
+from .store import ROOT, check_outside_store, code_version, find_stored, restore_run, stale_stored, top_up_restored
 from .train import is_main_process
 
 MAX_SEED = 2**31 - 1
@@ -59,51 +58,65 @@ def run_experiment(name: str, profile: str, seed: int = 0, out: Path | str | Non
                    fresh: bool = False) -> dict:
     """Train and evaluate an experiment (or reuse a finished run with the same spec) and return metrics.json.
 
-    A finished run is reused from the run folder, or else restored from the results store
-    (results/, see ldrkit.runs.store) when its spec hash matches; otherwise the experiment trains. A
-    stored run of an older spec is reported before retraining. With the default run folder, a run
-    of an older spec is moved aside to runs/NAME/stale/; an explicit `out` holding another spec is
-    refused (ConfigMismatchError). `fresh` trains from scratch whatever the folder or the store
-    holds (the folder's previous contents are moved aside). `overrides` is merged into the
-    profile's spec, for tests and chapters that need a variant; it changes the hash like any change.
+    A finished run (one with its completion record, `Run.is_finished`) is reused from the run folder, or
+    else restored from the results store (results/, see ldrkit.runs.store) when its spec hash matches;
+    otherwise the experiment trains. A stored run of an older spec is reported before retraining. With the
+    default run folder, a run of an older spec is moved aside to runs/NAME/stale/; an explicit `out` holding
+    another spec is refused (ConfigMismatchError), with `fresh` too. `fresh` trains from scratch whatever the
+    folder or the store holds (the folder's previous contents are moved aside). Nothing is ever deleted: a
+    folder moved aside goes to a new numbered stale/ folder. A folder that holds an unfinished copy of a
+    stored run (a restore interrupted by older code) is moved aside and restored again. `out` may not lie inside
+    the results store. `overrides` is merged into the profile's spec, for tests and chapters that need a
+    variant; it changes the hash like any change.
     """
     experiment = get_experiment(name)
     check_seed(seed)
     config = merge(experiment.config(profile, seed), overrides or {})
     default_out = out is None
     out = Path(out) if out is not None else run_dir_for(name, profile, seed)
-    if out.exists() and not out.is_dir():
-        raise RunFolderError(f"--out {out} is a file, not a folder")
+    check_outside_store(out)
     run = Run(out)
     digest = spec_hash(config)
     main = is_main_process()  # under `accelerate launch` only rank 0 touches the folder
-    if run.is_finished() and run.hash == digest and not fresh:
-        stored = find_stored(name, profile, seed, digest) if use_store and run.restored_from else None
-        if stored is not None and main:
-            top_up_restored(stored, out)
-        return run.found_metrics()
+    if not fresh and run.is_finished() and run.hash == digest:
+        return _found(run, name, profile, seed, digest, use_store)
     if not main:
         return _run_and_record(experiment, name, profile, seed, config, run, progress)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise RunFolderError(f"cannot create the run folder {out} ({err.strerror})") from None
+    writable_folder(out)
     with run.lock():
-        if fresh and run.exists():
+        stored = find_stored(name, profile, seed, digest) if use_store and not overrides and not fresh else None
+        if run.exists() and run.hash != digest:
+            if not default_out:
+                raise ConfigMismatchError(f"{out} holds a run of another config (hash {run.hash}, this config "
+                                          f"{digest}, experiment {name}); choose another --out folder or delete "
+                                          "that one")
+            move_aside(out, run.hash)
+        elif fresh and run.exists():
             move_aside(out, "fresh")
-        elif default_out:
-            move_stale_run(out, digest)
-        elif run.exists() and run.hash != digest:
-            raise ConfigMismatchError(f"{out} holds a run of another config (hash {run.hash}, this config {digest}, "
-                                      f"experiment {name}); choose another --out folder or delete that one")
+        elif run.exists():
+            problem = run.confirm_finished()
+            if problem is None:
+                return _found(run, name, profile, seed, digest, use_store)
+            if stored is not None and not run.resume_path.exists():  # nothing to resume: an interrupted restore
+                print(f"{out}: not a finished run ({problem}); restoring the stored one", flush=True)
+                move_aside(out, "unfinished")
+            elif (out / METRICS).exists():
+                print(f"{out}: not a finished run ({problem}); training resumes", flush=True)
+        if stored is not None and not run.exists():
+            return restore_run(stored, run)
         if use_store and not overrides and not fresh and not run.exists():
-            stored = find_stored(name, profile, seed, digest)
-            if stored is not None:
-                return restore_run(stored, out)
             stale = stale_stored(name, profile, seed, digest)
             if stale:
                 print(stale, flush=True)
         return _run_and_record(experiment, name, profile, seed, config, run, progress)
+
+
+def _found(run: Run, name: str, profile: str, seed: int, digest: str, use_store: bool) -> dict:
+    """The metrics of a finished run as found, a restored one first topped up with what was stored since."""
+    stored = find_stored(name, profile, seed, digest) if use_store and run.restored_from else None
+    if stored is not None and is_main_process():
+        top_up_restored(stored, run.path)
+    return run.found_metrics()
 
 
 def _run_and_record(experiment, name, profile, seed, config, run: Run, progress: bool) -> dict:
@@ -118,27 +131,24 @@ def _run_and_record(experiment, name, profile, seed, config, run: Run, progress:
         metrics["wall_seconds"] = round(max(metrics["wall_seconds"], body["evaluations"][-1].get("elapsed_seconds", 0)), 2)
     if is_main_process():
         run.write_metrics(metrics)
+        run.write_finished("trained")  # last: only now is the run finished
     return metrics
 
 
 def move_aside(run_dir: Path, why: str) -> Path:
-    """Move a run folder's contents to RUN_DIR/../stale/NAME-WHY (replacing an older one there)."""
-    dest = run_dir.parent / "stale" / f"{run_dir.name}-{why}"
-    if dest.exists():
-        shutil.rmtree(dest)
+    """Move a run folder's contents to RUN_DIR/../stale/NAME-WHY, or NAME-WHY-2, -3, ... when that is taken: an
+    older copy there is never replaced."""
+    base = run_dir.parent / "stale" / f"{run_dir.name}-{why}"
+    dest, copies = base, 1
+    while dest.exists():
+        copies += 1
+        dest = base.with_name(f"{base.name}-{copies}")
     dest.mkdir(parents=True)
     for path in run_dir.iterdir():
-        if path.name != ".lock":
+        if path.name != FolderLock.NAME:
             os.replace(path, dest / path.name)
     print(f"{run_dir}: moved its previous contents to {dest}", flush=True)
     return dest
-
-
-def move_stale_run(run_dir: Path, digest: str) -> None:
-    """Move a run of another spec aside (to RUN_DIR/../stale/NAME-HASH), so the new spec can train."""
-    run = Run(run_dir)
-    if run.exists() and run.hash != digest:
-        move_aside(run_dir, run.hash)
 
 
 def get_run(name: str, profile: str, seed: int = 0, **kwargs) -> Run:

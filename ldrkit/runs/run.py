@@ -3,9 +3,12 @@
 A run folder holds
 - config.json: the spec and its hash (`spec.hashing.spec_hash`);
 - metrics.jsonl: one JSON line per evaluation (rewritten atomically, never appended);
-- metrics.json: the finished run (the metrics contract, see `ldrkit.runs.request`);
+- metrics.json: the run's results (the metrics contract, see `ldrkit.runs.request`);
+- finished.json: the completion record, written last (after metrics.json, or after a restore's files are all
+  in place and checked): the run is finished when it is there and metrics.json still has the digest it records,
+  never because metrics.json alone is there;
 - model_STEP.safetensors: the evaluated weights at each evaluation, and checkpoints.json, the
-  SHA-256 of each, checked whenever one is loaded;
+  SHA-256 of each, checked whenever one is loaded (a checkpoint it does not list is refused);
 - resume.safetensors: raw weights, optimizer, data RNG (and weight average) at the last evaluation;
 - samples/step_STEP.npy: the generated samples of each evaluation (samples.pt for oracle runs);
 - launches.jsonl: one line per start of the training loop;
@@ -13,10 +16,16 @@ A run folder holds
 - NAME.json: analysis caches (`Run.cached`), one per analysis, keyed by its parameters and by the
   digest of the checkpoint it was computed from;
 - .lock: held by the process that writes the folder (`Run.lock`).
+
+config.json is re-hashed whenever it is read: a spec edited by hand under its old hash is refused. A folder
+holding provenance.json is a run in the results store: read-only here (`lock` and `cached` refuse it), only
+`ldrkit.runs.store` writes there.
 """
 from __future__ import annotations
 
+import io
 import json
+import time
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
@@ -25,14 +34,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from .files import (FolderLock, RunFolderError, atomic_write, file_digest, read_json, read_jsonl, write_json,
-                    write_jsonl)
+from .files import (FolderLock, RunFolderError, atomic_write, check_writable, file_digest, read_json, read_jsonl,
+                    remove_orphans, write_json, write_jsonl)
 from .setup import Setup
 from ..spec.hashing import spec_hash
 
-CONFIG, METRICS, RECORDS, RESUME, MANIFEST, LAUNCHES, RESTORED = (
+CONFIG, METRICS, RECORDS, RESUME, MANIFEST, LAUNCHES, RESTORED, FINISHED, PROVENANCE = (
     "config.json", "metrics.json", "metrics.jsonl", "resume.safetensors", "checkpoints.json", "launches.jsonl",
-    "restored_from.txt")
+    "restored_from.txt", "finished.json", "provenance.json")
+CONTRACT = ("experiment", "profile", "seed", "wall_seconds", "config_hash")
+"""The keys every finished run's metrics.json has (sampling runs also "evaluations" and "final")."""
 
 
 class ConfigMismatchError(RuntimeError):
@@ -125,19 +136,45 @@ class Run:
     def exists(self) -> bool:
         return (self.path / CONFIG).exists()
 
-    @cached_property
     def _stored_config(self) -> dict:
+        """config.json, its spec re-hashed against the hash it records (read afresh on every use)."""
         if not self.exists():
             raise FileNotFoundError(f"{self.path} is not a run folder (no {CONFIG})")
-        return read_json(self.path / CONFIG)
+        path = self.path / CONFIG
+        stored = read_json(path)
+        if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict) or "hash" not in stored:
+            raise RunFolderError(f"{path} is not a config.json ldrkit wrote; restore it from the results store or "
+                                 "delete the run folder and run again")
+        if spec_hash(stored["config"]) != stored["hash"]:
+            raise RunFolderError(f"{path}: its spec hashes to {spec_hash(stored['config'])}, not the recorded "
+                                 f"{stored['hash']} (changed by hand); restore it from the results store or delete "
+                                 "the run folder and run again")
+        return stored
 
     @property
     def config(self) -> dict:
-        return self._stored_config["config"]
+        return self._stored_config()["config"]
 
     @property
     def hash(self) -> str:
-        return self._stored_config["hash"]
+        return self._stored_config()["hash"]
+
+    def is_stored(self) -> bool:
+        """True for a run in the results store (its folder holds provenance.json): nothing here may write to it."""
+        return (self.path / PROVENANCE).exists()
+
+    def refuse_stored(self) -> None:
+        """A RunFolderError for a run in the results store, naming the runs/ copy to use instead."""
+        if not self.is_stored():
+            return
+        try:
+            stored = read_json(self.path / PROVENANCE)
+            restore = (f"python -m ldrkit run {stored['experiment']} --profile {stored['profile']} "
+                       f"--seed {stored['seed']}")
+        except (RunFolderError, KeyError, TypeError):
+            restore = "python -m ldrkit run NAME --profile PROFILE --seed SEED"
+        raise RunFolderError(f"{self.path} is a run in the results store, which only `python -m ldrkit store` writes; "
+                             f"use its runs/ copy (`{restore}` restores it there)")
 
     def holds(self, config: dict) -> bool:
         """True when the folder was made by this spec."""
@@ -146,21 +183,27 @@ class Run:
     def prepare(self, config: dict) -> str:
         """Create the folder and its config.json, or check that it holds this spec (ConfigMismatchError if not)."""
         digest = spec_hash(config)
+        self.refuse_stored()
         self.path.mkdir(parents=True, exist_ok=True)
+        self.remove_orphans()
         if self.exists():
-            stored = read_json(self.path / CONFIG)
-            if stored.get("hash") != digest:
+            if self.hash != digest:
                 raise ConfigMismatchError(
-                    f"{self.path} holds a run of a different config (hash {stored.get('hash')}, this config {digest}); "
+                    f"{self.path} holds a run of a different config (hash {self.hash}, this config {digest}); "
                     "choose another output folder or delete that one")
         else:
             write_json(self.path / CONFIG, {"hash": digest, "config": config}, indent=2)
-        self.__dict__.pop("_stored_config", None)
         return digest
 
     def lock(self) -> FolderLock:
-        """The folder's lock (a context manager); a second process gets a clear error naming the holder."""
+        """The folder's lock (a context manager); a second process gets a clear error naming the holder. A run in
+        the results store cannot be locked (nothing but `store` writes there)."""
+        self.refuse_stored()
         return self._lock
+
+    def remove_orphans(self) -> list[Path]:
+        """Remove the temporary files that killed processes left in the folder (`files.remove_orphans`)."""
+        return remove_orphans(self.path) + remove_orphans(self.path / "samples")
 
     # --- records and metrics ------------------------------------------------------------------------
     def records(self) -> list[dict]:
@@ -171,14 +214,75 @@ class Run:
         write_jsonl(self.path / RECORDS, records)
 
     def is_finished(self) -> bool:
-        """True when metrics.json exists and was made by this folder's spec."""
-        path = self.path / METRICS
-        return path.exists() and self.exists() and read_json(path).get("config_hash") == self.hash
+        """True when the completion record (finished.json) is there for this folder's spec. A finished run whose
+        metrics.json changed since, or that lost a checkpoint it finished with, is an error naming the file."""
+        path = self.path / FINISHED
+        if not path.exists() or not self.exists():
+            return False
+        record = read_json(path)
+        if not isinstance(record, dict) or record.get("config_hash") != self.hash:
+            return False
+        metrics = self.path / METRICS
+        if not metrics.exists() or file_digest(metrics) != record.get("metrics_sha256"):
+            raise RunFolderError(f"{metrics} has changed since the run finished (its SHA-256 is not the one "
+                                 f"{FINISHED} records); restore it from the results store, or delete the run folder "
+                                 "and run again")
+        missing = [s for s in record.get("checkpoint_steps", []) if not self.checkpoint_path(s).exists()]
+        if missing:
+            raise RunFolderError(f"{self.checkpoint_path(missing[0])} is missing (the run finished with it); restore "
+                                 "the run from the results store, or delete the run folder and run again")
+        return True
+
+    def write_finished(self, how: str) -> None:
+        """Write the completion record: the last write of a run ("trained", "restored" or "adopted")."""
+        write_json(self.path / FINISHED, {"config_hash": self.hash, "metrics_sha256": file_digest(self.path / METRICS),
+                                          "checkpoint_steps": self.steps(), "how": how,
+                                          "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+    def confirm_finished(self) -> str | None:
+        """None when the folder holds a finished run, else what it lacks.
+
+        A run finished by older code (or killed between its metrics.json and the record) has no completion
+        record: its files are checked (metrics.json of this spec with the contract's keys, every checkpoint
+        listed in checkpoints.json with its digest, the last evaluation's checkpoint present) and the record
+        written when they pass. The caller holds the lock.
+        """
+        if self.is_finished():
+            return None
+        if not (self.path / METRICS).exists():
+            return f"no {METRICS}"
+        problem = self._unfinished_because(self.metrics)
+        if problem is None:
+            self.write_finished("adopted")
+        return problem
+
+    def _unfinished_because(self, metrics: dict) -> str | None:
+        """What keeps a folder with this metrics.json from being a whole finished run (None: nothing)."""
+        wanted = CONTRACT + (("evaluations", "final") if "eval" in self.config else ())
+        missing = [k for k in wanted if k not in metrics]
+        if missing:
+            raise RunFolderError(f"{self.path / METRICS} is not a metrics.json ldrkit wrote (no {missing[0]!r}); "
+                                 "delete it and run again, or restore the run from the results store")
+        if metrics["config_hash"] != self.hash:
+            return f"its {METRICS} was made by spec {metrics['config_hash']}, not {self.hash}"
+        manifest = self.manifest()
+        for step in self.steps():
+            if manifest.get(str(step)) != file_digest(self.checkpoint_path(step)):
+                return f"{_checkpoint_name(step)} does not match {MANIFEST}"
+        last = (metrics.get("final") or {}).get("step")
+        if last is not None and any(k != "resume" for k in manifest) and not self.checkpoint_path(last).exists():
+            return f"the checkpoint of its last evaluation, {_checkpoint_name(last)}, is missing"
+        return None
 
     @property
     def metrics(self) -> dict:
-        """metrics.json of the finished run."""
-        return read_json(self.path / METRICS)
+        """metrics.json of the run (an error naming the file when it is not a JSON object)."""
+        path = self.path / METRICS
+        metrics = read_json(path)
+        if not isinstance(metrics, dict):
+            raise RunFolderError(f"{path} is not a metrics.json ldrkit wrote ({json.dumps(metrics)[:20]}); delete it "
+                                 "and run again, or restore the run from the results store")
+        return metrics
 
     def write_metrics(self, metrics: dict) -> None:
         write_json(self.path / METRICS, metrics)
@@ -222,9 +326,13 @@ class Run:
         return self.path / RESUME
 
     def manifest(self) -> dict[str, str]:
-        """{step: SHA-256} of the checkpoints written by training (empty for folders older than the manifest)."""
+        """{step: SHA-256} of the checkpoints written by training (and "resume"); empty before the first one."""
         path = self.path / MANIFEST
-        return read_json(path) if path.exists() else {}
+        manifest = read_json(path) if path.exists() else {}
+        if not isinstance(manifest, dict):
+            raise RunFolderError(f"{path} is not a checkpoint manifest ldrkit wrote; restore the run from the results "
+                                 "store, or delete the run folder and run again")
+        return manifest
 
     def save_model(self, step: int, model: nn.Module) -> None:
         """Save the evaluated weights of `step` and record their digest in the manifest."""
@@ -248,14 +356,18 @@ class Run:
         write_json(self.path / MANIFEST, {**self.manifest(), "resume": new})
 
     def check_digest(self, key: str, path: Path, manifest: dict | None = None) -> str:
-        """The file's SHA-256, which must match the manifest's record of it (when there is one).
+        """The file's SHA-256, which must match the manifest's record of it: a file the manifest does not list
+        (not written by training, or checkpoints.json lost) is refused too.
 
         `manifest`: the manifest already read by the caller (read here otherwise)."""
         digest = file_digest(path)
         expected = (self.manifest() if manifest is None else manifest).get(key)
+        if expected is None:
+            raise RunFolderError(f"{path} is not listed in {self.path / MANIFEST} (no digest to check it against); "
+                                 "delete it, or restore the run from the results store")
         if isinstance(expected, list):  # a write was under way: either file is a whole one
             expected = digest if digest in expected else expected[-1]
-        if expected is not None and expected != digest:
+        if expected != digest:
             raise RunFolderError(f"{path} has changed since it was written (SHA-256 {digest[:12]}..., recorded "
                                  f"{expected[:12]}...); restore it from the results store or retrain")
         return digest
@@ -272,12 +384,19 @@ class Run:
         """The spec's grammar, split, renderer, schedule and training data."""
         return Setup.from_config(self.config)
 
-    def model(self, step: int | None = None) -> nn.Module:
-        """The network at `step` (default: the last checkpoint) in eval mode, its file checked."""
+    def last_step(self) -> int:
+        """The step of the last checkpoint in the folder (an error naming the folder when it holds none)."""
+        if not self.exists():
+            raise FileNotFoundError(f"{self.path} is not a run folder (no {CONFIG})")
         steps = self.steps()
         if not steps:
-            raise FileNotFoundError(f"no checkpoints in {self.path}")
-        step = steps[-1] if step is None else int(step)
+            raise FileNotFoundError(f"{self.path} holds no checkpoints (model_*.safetensors); restore the run "
+                                    "(python -m ldrkit run NAME ...) or delete the folder and train it again")
+        return steps[-1]
+
+    def model(self, step: int | None = None) -> nn.Module:
+        """The network at `step` (default: the last checkpoint) in eval mode, its file checked."""
+        step = self.last_step() if step is None else int(step)
         self.checkpoint_digest(step)
         return self._load_model(step)
 
@@ -293,9 +412,9 @@ class Run:
 
     def save_samples(self, step: int, samples: torch.Tensor) -> None:
         (self.path / "samples").mkdir(parents=True, exist_ok=True)
-        tmp = self.path / "samples" / f".step_{step:07d}.tmp.npy"
-        np.save(tmp, samples.detach().cpu().numpy().astype(np.float16))
-        tmp.replace(self.path / "samples" / f"step_{step:07d}.npy")
+        data = io.BytesIO()
+        np.save(data, samples.detach().cpu().numpy().astype(np.float16))
+        atomic_write(self.path / "samples" / f"step_{step:07d}.npy", data.getvalue())
 
     def samples(self, step: int | None = None) -> torch.Tensor:
         """The generated samples of an evaluation (default: the last), in the renderer's space.
@@ -315,9 +434,9 @@ class Run:
         return torch.as_tensor(np.load(path)).float()
 
     def save_oracle_samples(self, samples: torch.Tensor) -> None:
-        tmp = self.path / ".samples.pt.tmp"
-        torch.save(samples.half(), tmp)
-        tmp.replace(self.path / "samples.pt")
+        data = io.BytesIO()
+        torch.save(samples.half(), data)
+        atomic_write(self.path / "samples.pt", data.getvalue())
 
     # --- analysis caches ------------------------------------------------------------------------------
     def cached(self, name: str, params: dict, steps: list[int] | None,
@@ -329,7 +448,10 @@ class Run:
         changes is recomputed. `compute(model, step)` runs only for steps missing from the cache;
         steps whose checkpoint is gone (a run restored from the results store keeps a few) are
         served from the cache. steps=None: every checkpoint and every cached step.
+        A run in the results store is refused (its runs/ copy keeps the caches), and so, before anything is
+        computed, is a folder this process cannot write.
         """
+        self.refuse_stored()
         path = self.path / f"{name}.json"
         cache = read_json(path) if path.exists() else {}
         if cache.get("config_hash") != self.hash:
@@ -345,16 +467,21 @@ class Run:
         present = self.steps()
         manifest = self.manifest()  # read once; each checkpoint is hashed once
         wanted = sorted(set(present) | {int(s) for s in entry}) if steps is None else [int(s) for s in steps]
+        todo = {}
         for step in wanted:
             if step in present:
                 digest = self.checkpoint_digest(step, manifest)
                 if str(step) in entry and digests.get(str(step)) not in (None, digest):
                     del entry[str(step)]  # computed from another file
                 if str(step) not in entry:
-                    entry[str(step)] = compute(self._load_model(step), step)
-                    digests[str(step)] = digest
-                    write_json(path, cache)
+                    todo[step] = digest
             elif str(step) not in entry:
                 raise FileNotFoundError(f"{self.path} has neither the checkpoint of step {step} nor a cached "
                                         f"{name} for it; saved steps: {present}")
+        if todo:
+            check_writable(self.path)
+        for step, digest in todo.items():
+            entry[str(step)] = compute(self._load_model(step), step)
+            digests[str(step)] = digest
+            write_json(path, cache)
         return [{"step": s, **entry[str(s)]} for s in wanted]

@@ -7,12 +7,17 @@ model weights of the last checkpoint (plus the steps asked for, and every step t
 already kept), together with provenance.json: the code version (git commit, and whether the tree
 had uncommitted changes), the spec hash that made it, and the SHA-256 of every stored file.
 
-Guarantees: `store_run` refuses a run whose spec hash is not the current code's and a source
-that is the store itself, and writes into a temporary folder renamed into place (an interrupted
-store leaves the old stored run intact; a kill between the two renames of the swap is undone
-the next time the stored run is looked up). `restore_run` checks every file against its recorded
-digest and refuses a stored run that does not match, naming the file; `top_up_restored` brings a folder
-restored earlier the files (caches) stored since.
+Guarantees: `store_run` refuses an unfinished run, a run whose spec hash is not the current code's, a
+source that is the store itself and a checkpoint that fails its own digest, and writes into a temporary
+folder renamed into place (an interrupted store leaves the old stored run intact; a kill between the two
+renames of the swap is undone the next time the stored run is looked up). `verify_stored` checks every
+file against its recorded digest and refuses a file it does not record, an empty record, weights that
+checkpoints.json does not vouch for and a config.json whose spec does not hash to its hash, naming the file.
+`restore_run` copies a verified stored run into a temporary sibling of the run folder, checking each copy's
+digest, writes the completion record and renames the whole into place: a full disk or a kill leaves no
+half-restored run. `top_up_restored` brings a folder restored earlier the files (caches) stored since.
+Nothing but `store_run` (and the migration) writes into the store: `check_outside_store` refuses a run
+folder inside it, and `Run` refuses to lock or cache into a stored run.
 """
 from __future__ import annotations
 
@@ -23,10 +28,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
-
-from .files import RunFolderError, atomic_write, file_digest, read_json, write_json
-from .run import MANIFEST, Run
+from .files import (RunFolderError, atomic_write, check_writable, copy_verified, fault_point, file_digest, read_json,
+                    remove_orphans, write_error, write_json)
+from .run import CONFIG, FINISHED, MANIFEST, METRICS, PROVENANCE, Run
 from ..spec.registry import get_experiment
 from ..spec.hashing import spec_hash
 
@@ -38,6 +42,15 @@ def store_root() -> Path:
     if os.environ.get("LDRKIT_RESULTS"):
         return Path(os.environ["LDRKIT_RESULTS"])
     return ROOT / "results" if (ROOT / "_toc.yml").exists() else Path.cwd() / "results"
+
+
+def check_outside_store(path: Path | str) -> None:
+    """A RunFolderError when `path` lies inside the results store, which only `store_run` writes."""
+    root = os.path.realpath(store_root())
+    where = os.path.realpath(path)
+    if where == root or where.startswith(root + os.sep):
+        raise RunFolderError(f"{path} is inside the results store {store_root()}, which only `python -m ldrkit store` "
+                             "writes; choose a run folder outside it (runs/ is the default)")
 
 
 def stored_dir(name: str, profile: str, seed: int, root: Path | None = None) -> Path:
@@ -53,7 +66,7 @@ def _finish_interrupted_swap(dest: Path) -> Path:
     is renamed back. Returns `dest`.
     """
     if not dest.exists() and dest.parent.is_dir():
-        aside = [p for p in dest.parent.glob(f".{dest.name}.old-*") if (p / "provenance.json").exists()]
+        aside = [p for p in dest.parent.glob(f".{dest.name}.old-*") if (p / PROVENANCE).exists()]
         if aside:
             os.replace(max(aside, key=lambda p: p.stat().st_mtime), dest)
     return dest
@@ -72,7 +85,7 @@ def code_version() -> dict:
 def _digests(folder: Path) -> dict[str, str]:
     """{relative path: SHA-256} of every file in a stored run except provenance.json."""
     return {str(p.relative_to(folder)): file_digest(p) for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != "provenance.json"}
+            if p.is_file() and p.name != PROVENANCE}
 
 
 def check_metrics(metrics: dict, where: Path) -> None:
@@ -89,13 +102,21 @@ def store_run(run_dir: Path | str, root: Path | None = None, samples_per_step: i
     """Copy a finished run's records, caches, sample subsets and chosen weights into the store; returns its folder.
 
     The checkpoints kept are the last, `keep_steps`, and (unless `drop_kept`) those the stored run of
-    the same spec already kept.
+    the same spec already kept; each is copied only when its bytes have the digest it was recorded with.
     """
     run = Run(run_dir)
-    if not (run.path / "metrics.json").exists():
-        raise FileNotFoundError(f"{run.path} holds no finished run (no metrics.json)")
+    if run.is_stored():
+        raise RunFolderError(f"{run.path} is the stored run itself; store a run from runs/, not from the store")
+    with run.lock():  # no storing of a folder that is being written
+        problem = run.confirm_finished()
+        if problem:
+            raise FileNotFoundError(f"{run.path} holds no finished run ({problem})")
+        return _store(run, root, samples_per_step, keep_steps, drop_kept)
+
+
+def _store(run: Run, root: Path | None, samples_per_step: int, keep_steps: tuple[int, ...], drop_kept: bool) -> Path:
     metrics = run.metrics
-    check_metrics(metrics, run.path / "metrics.json")
+    check_metrics(metrics, run.path / METRICS)
     name, profile, seed = metrics["experiment"], metrics["profile"], metrics["seed"]
     current = spec_hash(get_experiment(name).config(profile, seed))
     if metrics.get("config_hash") != current:
@@ -104,37 +125,34 @@ def store_run(run_dir: Path | str, root: Path | None = None, samples_per_step: i
     dest = stored_dir(name, profile, seed, root)
     if run.path.resolve() == dest.resolve() or dest.resolve() in run.path.resolve().parents:
         raise RunFolderError(f"{run.path} is the stored run itself; store a run from runs/, not from the store")
-    old = read_json(dest / "provenance.json") if (dest / "provenance.json").exists() else {}
+    old = read_json(dest / PROVENANCE) if (dest / PROVENANCE).exists() else {}
     previously = old.get("checkpoint_steps", []) if old.get("config_hash") == current and not drop_kept else []
     steps = run.steps()
     wanted = set(keep_steps) | set(previously) | ({max(steps)} if steps else set())
     missing = sorted(s for s in wanted if s not in steps and not (dest / Run(dest).checkpoint_path(s).name).exists())
     if missing:
         raise FileNotFoundError(f"{run.path} has no checkpoint of steps {missing}; saved steps: {steps}")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(dest.parent, err) from None
+    check_writable(dest.parent)
+    remove_orphans(dest.parent, f".{dest.name}.storing-*")
     tmp = dest.parent / f".{dest.name}.storing-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    for path in sorted(run.path.iterdir()):  # records, analysis caches, and the theory runs' arrays
-        if path.is_file() and path.suffix in (".json", ".jsonl", ".npz") and not path.name.startswith("."):
-            shutil.copy2(path, tmp / path.name)
-    for step in run.sample_steps():
-        (tmp / "samples").mkdir(exist_ok=True)
-        np.save(tmp / "samples" / f"step_{step:07d}.npy", run.samples(step).numpy().astype(np.float16)[:samples_per_step])
-    for step in sorted(wanted):
-        source = run.checkpoint_path(step) if step in steps else Run(dest).checkpoint_path(step)
-        shutil.copy2(source, tmp / source.name)
-    if (run.path / "samples.pt").exists():  # oracle runs keep their samples in one file
-        shutil.copy2(run.path / "samples.pt", tmp / "samples.pt")
-    provenance = {"experiment": name, "profile": profile, "seed": seed, "config_hash": metrics["config_hash"],
-                  # The code that trained it (recorded in metrics.json since the store exists), else what the
-                  # stored run of this spec said, else the storing code.
-                  "code": metrics.get("code") or (old.get("code") if old.get("config_hash") == current else None)
-                  or {**code_version(), "note": "code at storing time"},
-                  "stored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                  "wall_seconds": metrics.get("wall_seconds"), "checkpoint_steps": sorted(wanted),
-                  "samples_per_step": samples_per_step, "files": _digests(tmp)}
-    write_json(tmp / "provenance.json", provenance)
+    try:
+        _fill(tmp, run, dest, sorted(wanted), old, samples_per_step)
+        provenance = {"experiment": name, "profile": profile, "seed": seed, "config_hash": metrics["config_hash"],
+                      # The code that trained it (recorded in metrics.json since the store exists), else what the
+                      # stored run of this spec said, else the storing code.
+                      "code": metrics.get("code") or (old.get("code") if old.get("config_hash") == current else None)
+                      or {**code_version(), "note": "code at storing time"},
+                      "stored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                      "wall_seconds": metrics.get("wall_seconds"), "checkpoint_steps": sorted(wanted),
+                      "samples_per_step": samples_per_step, "files": _digests(tmp)}
+        write_json(tmp / PROVENANCE, provenance)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if dest.exists():  # swap: the old stored run survives until the new one is complete
         trash = dest.parent / f".{dest.name}.old-{os.getpid()}"
         os.replace(dest, trash)
@@ -145,6 +163,33 @@ def store_run(run_dir: Path | str, root: Path | None = None, samples_per_step: i
     return dest
 
 
+def _fill(tmp: Path, run: Run, dest: Path, steps: list[int], old: dict, samples_per_step: int) -> None:
+    """The files of a stored run, in the temporary folder `tmp`: the run's records and caches (not its completion
+    record, which belongs to a run folder), its samples' first `samples_per_step`, and the checkpoints of `steps`,
+    each from the run (checked against its manifest) or else from the stored run `dest` (checked against `old`)."""
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as err:
+        raise write_error(tmp, err) from None
+    for path in sorted(run.path.iterdir()):  # records, analysis caches, and the theory runs' arrays
+        if path.is_file() and path.suffix in (".json", ".jsonl", ".npz") and not path.name.startswith(".") \
+                and path.name != FINISHED:
+            copy_verified(path, tmp / path.name)
+    staged = Run(tmp)
+    for step in run.sample_steps():
+        staged.save_samples(step, run.samples(step)[:samples_per_step])
+    redo = "retrain the run, or restore it from the results store, and store it again"
+    for step in steps:
+        if step in run.steps():
+            copy_verified(run.checkpoint_path(step), tmp / run.checkpoint_path(step).name, run.checkpoint_digest(step),
+                          redo)
+        else:
+            name = staged.checkpoint_path(step).name
+            copy_verified(dest / name, tmp / name, (old.get("files") or {}).get(name), "restore it with git")
+    if (run.path / "samples.pt").exists():  # oracle runs keep their samples in one file
+        copy_verified(run.path / "samples.pt", tmp / "samples.pt")
+
+
 def _altered(path: Path) -> RunFolderError:
     """The error for a stored file whose SHA-256 is not the one its provenance.json records."""
     return RunFolderError(f"{path} does not match the digest in its provenance.json (changed by hand or corrupted); "
@@ -152,35 +197,66 @@ def _altered(path: Path) -> RunFolderError:
 
 
 def verify_stored(stored: Path) -> dict:
-    """The provenance of a stored run after checking every file against its recorded SHA-256."""
-    provenance = read_json(_finish_interrupted_swap(Path(stored)) / "provenance.json")
-    recorded = provenance.get("files")
-    if recorded is None:
-        raise RunFolderError(f"{stored}/provenance.json records no file digests; re-store the run")
+    """The provenance of a stored run after checking that every file in its folder is one it records, with the
+    recorded SHA-256, that checkpoints.json vouches for every stored checkpoint, and that config.json's spec hashes
+    to the stored run's hash."""
+    stored = _finish_interrupted_swap(Path(stored))
+    provenance = read_json(stored / PROVENANCE)
+    recorded = provenance.get("files") if isinstance(provenance, dict) else None
+    if not isinstance(recorded, dict) or not recorded:
+        raise RunFolderError(f"{stored / PROVENANCE} records no file digests; re-store the run")
     found = _digests(stored)
+    unknown = sorted(set(found) - set(recorded))
+    if unknown:
+        raise RunFolderError(f"{stored / unknown[0]} is not recorded in {stored / PROVENANCE} (the store did not "
+                             "write it); delete it, or re-store the run")
     for rel, digest in recorded.items():
         if rel not in found:
             raise RunFolderError(f"{stored / rel} is missing from the results store; restore it with git")
         if found[rel] != digest:
             raise _altered(stored / rel)
-    check_metrics(read_json(stored / "metrics.json"), stored / "metrics.json")
+    for required in (CONFIG, METRICS):
+        if required not in recorded:
+            raise RunFolderError(f"{stored / PROVENANCE} records no {required}; re-store the run")
+    _check_weights(stored, recorded)
+    run = Run(stored)
+    if run.hash != provenance.get("config_hash"):  # run.hash re-hashes config.json's spec
+        raise RunFolderError(f"{stored / CONFIG} holds spec {run.hash}, but the stored run is "
+                             f"{provenance.get('config_hash')}; re-store the run")
+    check_metrics(run.metrics, stored / METRICS)
     return provenance
+
+
+def _check_weights(stored: Path, recorded: dict) -> None:
+    """Every stored checkpoint has the digest checkpoints.json records for its step (the digest training wrote)."""
+    weights = sorted(rel for rel in recorded if rel.startswith("model_") and rel.endswith(".safetensors"))
+    if not weights:
+        return
+    if MANIFEST not in recorded:
+        raise RunFolderError(f"{stored / MANIFEST} is missing: nothing vouches for the stored weights {weights[0]}; "
+                             "re-store the run")
+    manifest = read_json(stored / MANIFEST)
+    for rel in weights:
+        step = str(int(rel[len("model_"):-len(".safetensors")]))
+        if not isinstance(manifest, dict) or manifest.get(step) != recorded[rel]:
+            raise RunFolderError(f"{stored / rel} is not the checkpoint {stored / MANIFEST} records for step {step}; "
+                                 "re-store the run")
 
 
 def find_stored(name: str, profile: str, seed: int, digest: str, root: Path | None = None) -> Path | None:
     """The stored run of (name, profile, seed) when it was made by a spec with this hash, else None."""
     path = stored_dir(name, profile, seed, root)
-    if not (path / "provenance.json").exists():
+    if not (path / PROVENANCE).exists():
         return None
-    return path if read_json(path / "provenance.json").get("config_hash") == digest else None
+    return path if read_json(path / PROVENANCE).get("config_hash") == digest else None
 
 
 def stale_stored(name: str, profile: str, seed: int, digest: str, root: Path | None = None) -> str | None:
     """A message when the store holds this run made by another spec (it will be retrained), else None."""
     path = stored_dir(name, profile, seed, root)
-    if not (path / "provenance.json").exists():
+    if not (path / PROVENANCE).exists():
         return None
-    provenance = read_json(path / "provenance.json")
+    provenance = read_json(path / PROVENANCE)
     if provenance.get("config_hash") == digest:
         return None
     minutes = (provenance.get("wall_seconds") or 0) / 60
@@ -188,18 +264,39 @@ def stale_stored(name: str, profile: str, seed: int, digest: str, root: Path | N
             f"about {minutes:.0f} minutes when it was stored")
 
 
-def restore_run(stored: Path, out: Path) -> dict:
-    """Copy a verified stored run into the run folder `out` and return its metrics, pointing at `out`."""
-    verify_stored(stored)
-    out.mkdir(parents=True, exist_ok=True)
-    for path in sorted(stored.rglob("*")):
-        if path.is_file() and path.name != "provenance.json":
-            target = out / path.relative_to(stored)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
-    run = Run(out)
-    run.mark_restored(stored)  # metrics.json stays byte for byte the stored one
-    return run.found_metrics()
+def restore_run(stored: Path, out: Path | Run) -> dict:
+    """Restore a verified stored run into the run folder `out` (a path, or the Run whose lock the caller holds)
+    and return its metrics, pointing at `out`.
+
+    The files are copied into a temporary sibling of `out`, each copy checked against its recorded digest; the
+    completion record is written last, and the sibling is renamed onto `out` (which must hold nothing but its
+    lock). A failure (a full disk) removes the sibling; one that a kill left behind is removed the next time.
+    """
+    run = out if isinstance(out, Run) else Run(out)
+    provenance = verify_stored(stored)
+    with run.lock() as lock:
+        if run.exists():
+            raise RunFolderError(f"{run.path} already holds a run; restore into a new folder")
+        run.remove_orphans()
+        remove_orphans(run.path.parent, f".{run.path.name}.restoring-*")
+        tmp = run.path.parent / f".{run.path.name}.restoring-{os.getpid()}"
+        try:
+            tmp.mkdir()
+            for rel, digest in sorted(provenance["files"].items()):
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                copy_verified(stored / rel, tmp / rel, digest, "restore it with git or retrain and store the run")
+            fault_point("restore:copied")
+            staged = Run(tmp)
+            staged.mark_restored(stored)  # metrics.json stays byte for byte the stored one
+            staged.write_finished("restored")
+            lock.replace_with(tmp)
+        except OSError as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise write_error(tmp, err) from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return Run(run.path).found_metrics()
 
 
 def top_up_restored(stored: Path, out: Path) -> list[str]:
@@ -208,18 +305,16 @@ def top_up_restored(stored: Path, out: Path) -> list[str]:
     folder already has are left alone: its own caches may hold more than the store's. Nothing is copied unless the
     folder's metrics.json is the stored one (the same training, not a retrained run stored under the same spec).
     Returns what was copied."""
-    recorded = read_json(stored / "provenance.json").get("files") or {}
-    if recorded.get("metrics.json") != file_digest(out / "metrics.json"):
+    recorded = read_json(stored / PROVENANCE).get("files") or {}
+    if recorded.get(METRICS) != file_digest(out / METRICS):
         return []
     copied = []
     for rel, digest in sorted(recorded.items()):
         target = out / rel
         if target.exists():
             continue
-        if file_digest(stored / rel) != digest:
-            raise _altered(stored / rel)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(stored / rel, target)
+        copy_verified(stored / rel, target, digest, "restore it with git or retrain and store the run")
         copied.append(rel)
     return copied
 
@@ -227,7 +322,7 @@ def top_up_restored(stored: Path, out: Path) -> list[str]:
 def stored_runs(root: Path | None = None) -> list[dict]:
     """Provenance of every stored run, sorted by experiment name."""
     root = Path(root or store_root())
-    return sorted((json.loads(p.read_text()) for p in root.glob("*/*/provenance.json")),
+    return sorted((read_json(p) for p in root.glob(f"*/*/{PROVENANCE}")),
                   key=lambda p: (p["experiment"], p["profile"], p["seed"]))
 
 

@@ -57,7 +57,7 @@ from tqdm.auto import tqdm
 
 from ..denoisers.device import resolve_device
 from ..denoisers.schedule import Schedule
-from .files import json_ready
+from .files import fault_point, json_ready
 from .run import Run, load_checkpoint
 
 
@@ -209,7 +209,9 @@ def train(run: Run, config: dict, model: nn.Module, schedule: Schedule, data: to
         run.check_digest("resume", resume)
         meta = load_checkpoint(resume, model, optimizer, rng, digest, ema)
         step, elapsed = int(meta["step"]), float(json.loads(meta.get("elapsed_seconds", "0")))
-    records = [r for r in run.records() if r["step"] <= step]
+    # An evaluation is done once its checkpoint is saved (the first write of `checkpoint_and_evaluate`) and the
+    # resume file has reached it; a record without them is recomputed.
+    records = [r for r in run.records() if r["step"] <= step and run.checkpoint_path(r["step"]).exists()]
     accelerator.wait_for_everyone()
     if main:
         run.write_records(records)
@@ -228,9 +230,10 @@ def train(run: Run, config: dict, model: nn.Module, schedule: Schedule, data: to
             record = json_ready({"step": step, **evaluate(evaluated, step),
                                  "elapsed_seconds": elapsed + time.perf_counter() - start})
             model.train()
+            run.save_model(step, averaged)  # first: a record or resume file never announces a missing checkpoint
+            fault_point("train:checkpoint-saved")
             records.append(record)
             run.write_records(records)
-            run.save_model(step, averaged)
             run.save_resume(model, optimizer, rng, step, {"elapsed_seconds": record["elapsed_seconds"]}, ema=ema)
         accelerator.wait_for_everyone()
 
