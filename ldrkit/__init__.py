@@ -21,6 +21,7 @@ PUBLIC = {
     "spec_hash": "ldrkit.spec.hashing", "resolve_profile": "ldrkit.spec.hashing",
     "analysis_sizes": "ldrkit.spec.selections", "default_device": "ldrkit.denoisers.device",
     "build_oracle": "ldrkit.denoisers.oracles", "ldr": "ldrkit.probes.ldr", "ldr_levels": "ldrkit.probes.ldr",
+    "probe": "ldrkit.probes.any_model", "export_run": "ldrkit.runs.export",
     # what every chapter shows its numbers with
     "table": "ldrkit.analysis.tables", "glue": "ldrkit.analysis.tables", "glue_md": "ldrkit.analysis.tables",
     "provenance_note": "ldrkit.analysis.provenance",

@@ -18,6 +18,8 @@
     python -m ldrkit chapter batch book/NAME.md --out DIR --seeds 0 1 2 [-p KEY VALUE ...]
     python -m ldrkit store NAME... [--profile cpu] [--seed S] [--keep-steps S...] [--drop-kept]  (keep runs in results/)
     python -m ldrkit reproduce [NAME...] [--profile cpu] [--out reproduce]  (retrain stored runs, compare)
+    python -m ldrkit probe PATH [--region T L B R]... [--mask PNG]... [--method exact|estimate] [--json]  (any diffusers model)
+    python -m ldrkit export RUN_DIR OUT [--step S]  (a run's model and scheduler as a diffusers pipeline folder)
 """
 from __future__ import annotations
 
@@ -345,6 +347,64 @@ def cmd_chapter(args) -> None:
         print(format_summary(run_batch(args.path, args.out, params, {"seed": args.seeds})))
 
 
+def add_probe(p) -> None:
+    p.add_argument("path", help="a diffusers model or pipeline folder (save_pretrained), e.g. one `export` wrote")
+    p.add_argument("--region", type=int, nargs=4, action="append", default=[],
+                   metavar=("TOP", "LEFT", "BOTTOM", "RIGHT"),
+                   help="a rectangle of the model's input grid: rows TOP:BOTTOM, columns LEFT:RIGHT (repeatable)")
+    p.add_argument("--mask", action="append", default=[],
+                   help="a mask image (white inside) of the input grid's size or a multiple of it (repeatable)")
+    p.add_argument("--data", default=None, help="clean signals (N, C, H, W) in the model's input space (latents for "
+                   "a latent model): .npy, .pt or .safetensors (default: an export's training signals)")
+    p.add_argument("--conditioning", default=None, help="the network's keyword tensors, batch 1 "
+                   "(encoder_hidden_states, pooled_projections, class_labels): .pt or .safetensors")
+    p.add_argument("--scheduler", default=None, help="a scheduler folder, for a model folder without one beside it")
+    p.add_argument("--levels", type=float, nargs="+", default=None, help="sqrt(alpha_bar) levels (default the five)")
+    p.add_argument("--outputs", nargs="+", default=["eps", "x0"], help="of eps, x0, eps_minus_identity, net "
+                   "(the network's own output: eps, v or x0)")
+    p.add_argument("--method", choices=("exact", "estimate"), default="exact")
+    p.add_argument("--probes", type=int, default=32, help="random probes per input (estimate)")
+    p.add_argument("--n", type=int, default=None, help="noised inputs per level (default: the export's, else 8)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
+    p.add_argument("--json", action="store_true", help="one JSON row per region, level and output")
+    p.add_argument("--save", default=None, help="write the inputs, eps, x0 and saliency maps to this .npz file")
+
+
+def cmd_probe(args) -> None:
+    import torch
+    from .probes import any_model
+    _positive(args.n, "--n")
+    _positive(args.probes, "--probes", 2)
+    result = any_model.probe(
+        args.path, [tuple(r) for r in args.region] + args.mask or None, args.levels,
+        data=any_model.load_data(args.data) if args.data else None, scheduler=args.scheduler,
+        conditioning=any_model.load_tensors(args.conditioning) if args.conditioning else None,
+        outputs=tuple(args.outputs), method=args.method, probes=args.probes, n=args.n, seed=args.seed,
+        saliency=bool(args.save), device=args.device, dtype=getattr(torch, args.dtype))
+    if args.save:
+        any_model.save_result(result, args.save)
+    rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in result.rows()]
+    print(json.dumps(rows, indent=1) if args.json else any_model.format_table(result))
+
+
+def add_export(p) -> None:
+    p.add_argument("run_dir", help="a run folder (runs/NAME/PROFILE-seedS)")
+    p.add_argument("out", help="the pipeline folder to write (new, empty, or an earlier export)")
+    p.add_argument("--step", type=int, default=None, help="the checkpoint to export (default: the last)")
+
+
+def cmd_export(args) -> None:
+    from .runs.export import export_run
+    from .runs.run import Run
+    folder = export_run(Run(args.run_dir), args.out, args.step)
+    info = json.loads((folder / "ldrkit.json").read_text())
+    print(f"wrote {folder}: load it with {info['pipeline']}.from_pretrained({str(folder)!r}); it samples the "
+          f"centred signals, renderer pixels = sample + {info['shift']:.6g} (ldrkit.json's shift); "
+          f"`python -m ldrkit probe {folder}` repeats `python -m ldrkit ldr {args.run_dir}`")
+
+
 COMMANDS = (
     ("list", "print the experiment names, one a line", add_list, cmd_list),
     ("run", "train and evaluate an experiment; writes OUT/metrics.json", add_run, cmd_run),
@@ -363,6 +423,9 @@ COMMANDS = (
     ("bench", "benchmarks", add_bench, cmd_bench),
     ("theory", "section 5 computations", add_theory, cmd_theory),
     ("chapter", "execute a chapter with papermill (one run or a grid of seeds)", add_chapter, cmd_chapter),
+    ("probe", "LDR, saliency and x0/eps of any diffusers denoiser folder (UNet, DiT, SD3 transformer) at "
+              "sqrt(alpha_bar) levels, with its own scheduler", add_probe, cmd_probe),
+    ("export", "write a run's last checkpoint and schedule as a diffusers pipeline folder", add_export, cmd_export),
 )
 ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, RunFolderError, ConfigMismatchError,
           FloatingPointError)  # a one-line error and exit status 2 (UnknownNameError is a ValueError)
