@@ -230,7 +230,10 @@ def test_ldr_over_training_cached(tmp_path, monkeypatch):
     monkeypatch.setattr(L, "ldr_levels", lambda *a, **k: calls.append(1) or real(*a, **k))
     again = ldr_over_training(tmp_path, method="exact", n=3)
     assert again == rows and not calls  # nothing recomputed
-    (tmp_path / "model_0000006.safetensors").write_bytes((tmp_path / "model_0000004.safetensors").read_bytes())
+    from ldrkit.runs.run import Run
+    later = tmp_path / "model_0000006.safetensors"  # a later checkpoint, as continued training would record it
+    later.write_bytes((tmp_path / "model_0000004.safetensors").read_bytes())
+    Run(tmp_path).record_digest("6", later)
     more = ldr_over_training(tmp_path, method="exact", n=3)
     assert len(calls) == 1 and [r["step"] for r in more] == [0, 2, 4, 6]
     est = ldr_over_training(tmp_path, method="estimate", probes=4, n=3)
