@@ -65,3 +65,22 @@ def test_provenance_names_profile_seed_and_stored_commit(stored_run):
     line = provenance_line({"L16": stored_run})
     assert "profile `cpu`" in line and "seed 0" in line and p["commit"][:7] in line
     assert "profile `smoke`" in provenance_line(profile="smoke", seed=1)
+
+
+def test_a_provenance_note_names_each_commit_once_and_folds_its_runs(monkeypatch):
+    from ldrkit.analysis import provenance as P
+    made = {"a": ("c" * 40, False, "results store"), "b": ("c" * 40, False, "results store"),
+            "d": ("d" * 40, True, "trained here")}
+    monkeypatch.setattr(P, "run_provenance", lambda name: {"experiment": name, "profile": "cpu", "seed": 0,
+                                                           "steps": 5000, "commit": made[name][0],
+                                                           "dirty": made[name][1], "source": made[name][2]})
+    one_commit = P.provenance_note(["a", "b"])
+    assert one_commit.text == "**Made with** profile `cpu`, seed 0: 2 runs, ldrkit at commit `ccccccc` (results store)."
+    assert one_commit.runs == ["a, seed 0: 5000 steps", "b, seed 0: 5000 steps"]
+    page = one_commit._repr_html_()
+    assert page.startswith('<details class="ldrkit-provenance"><summary><strong>Made with</strong> profile <code>cpu')
+    assert page.count("<li>") == 2 and page.count("ccccccc") == 1
+    mixed = P.provenance_note(["a", "b", "d"])
+    assert "`ccccccc` (results store, 2 runs), `ddddddd+local changes` (trained here)" in mixed.text
+    assert mixed.runs[2] == "d, seed 0: 5000 steps (`ddddddd+local changes`, trained here)"
+    assert len(mixed.text.split()) < 25 and repr(mixed).count("\n") == 3

@@ -1,10 +1,17 @@
 """The website as its readers meet it: the book built with the smoke profile, served on localhost and
-opened page by page in headless Chromium.
+opened page by page in headless Chromium, driven by Playwright (Debian's chromium through `executable_path`: no
+browser download).
 
-Checks: the build has no warnings (-W -n --keep-going); every chapter page shows its figures (each image
-loads with a non-zero natural size) and no error output; the next/previous links walk the table of
-contents in order and every sidebar link resolves; search finds pages for "parity". A screenshot of every
-page is saved (the folder is printed; LDRKIT_SCREENSHOTS overrides it).
+Checks: the build has no warnings (-W -n --keep-going); every chapter page shows its figures (each image loads
+with a non-zero natural size, one caption per figure, alt text from the caption) and no error output; the
+next/previous links walk the table of contents in order and every sidebar link resolves; index.html is the front
+page itself; search finds pages for "parity"; the Colab button opens the chapter's notebook when the repository
+is public, and while it is not no page links to it. Reading checks at 1280 px: no table wider than the text
+column, no 0..n row-number column, no console error, no "nan"/"None" in outputs, no step count with decimals, no
+output line wider than the column, provenance folded; on a 390 px phone: no page wider than the screen and no
+plotly title or control over another. Offline: math typeset by the MathJax the site serves (only the files pages
+load are shipped), one HTML table per table the code shows, interactive figures that answer their controls. A
+screenshot of every page is saved (the folder is printed; LDRKIT_SCREENSHOTS overrides it).
 
 The build is conftest.smoke_book (tests/smoke_book.py: nbmake executes every chapter notebook once, the site is
 built from those executed notebooks without executing again, in a fresh temporary folder, once per test run and
@@ -16,7 +23,7 @@ import functools
 import http.server
 import os
 import re
-import tempfile
+import shutil
 import threading
 import time
 import urllib.error
@@ -27,20 +34,24 @@ from urllib.parse import urldefrag, urljoin
 import pytest
 import yaml
 
-from browser import Browser, find_chromium
 from test_chapters import toc_files
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = find_chromium()
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome", "chrome"))), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (install the Debian package "
                                 "`chromium`; .ci/run does this)")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements.txt)")
+PHONE = 390  # px: a phone's screen width (an iPhone 12-15)
+DESKTOP = 1280
 
 
 TOC = toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text()))
 _REPO = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+PUBLIC = bool(_REPO.get("public"))  # book/_ext/repository.py: the Colab and repository links are on only then
 COLAB = ("https://colab.research.google.com/github/" + _REPO["url"].removeprefix("https://github.com/").strip("/")
          + f"/blob/{_REPO['branch']}/" + "{doc}.ipynb")
 EXECUTABLE = {f for f in TOC if "kernelspec" in (ROOT / f"{f}.md").read_text()[:400]}
+LOCAL = ("http://127.0.0.1:", "http://localhost:", "data:", "blob:", "about:")
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +79,54 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    b = Browser(CHROMIUM, Path(profile))
-    yield b
-    b.close()
+def chromium():
+    """Debian's chromium, headless, driven by Playwright."""
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
+                                                                             "--disable-dev-shm-usage"])
+        yield browser
+        browser.close()
+
+
+class Tab:
+    """One browser tab `width` px wide that records every URL its pages ask for and every console error; offline,
+    it answers every request for a host other than localhost with a network error."""
+
+    def __init__(self, browser, width: int = DESKTOP, height: int = 900, offline: bool = False):
+        phone = width <= PHONE
+        self.context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=phone,
+                                           has_touch=phone, device_scale_factor=1)
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.context.on("request", lambda request: self.requests.append(request.url))
+        if offline:
+            self.context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(LOCAL)
+                               else route.abort("namenotresolved"))
+        self.page = self.context.new_page()
+        self.page.on("console", lambda msg: msg.type == "error" and self.errors.append(f"{self.here()}: {msg.text}"))
+        self.page.on("pageerror", lambda error: self.errors.append(f"{self.here()}: {error}"))
+
+    def here(self) -> str:
+        return self.page.url.split("/", 3)[-1].removesuffix(".html")
+
+    def goto(self, url: str):
+        self.page.goto(url, wait_until="load", timeout=60_000)
+
+    def evaluate(self, script: str, arg=None):
+        return self.page.evaluate(script, arg)
+
+    def screenshot(self, path: Path):
+        self.page.screenshot(path=str(path))
+
+    def close(self):
+        self.context.close()
+
+
+@pytest.fixture
+def tab(chromium):
+    t = Tab(chromium)
+    yield t
+    t.close()
 
 
 @pytest.fixture(scope="module")
@@ -100,35 +154,54 @@ PAGE_REPORT = """(async () => {
   const imgs = [...main.querySelectorAll('img')];
   await Promise.all(imgs.map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })));
   const href = sel => { const a = document.querySelector(sel); return a ? a.href : null; };
+  const bare = f => { const c = f.querySelector('figcaption'); if (!c) return '';  // the caption's words, math left out
+      const copy = c.cloneNode(true); copy.querySelectorAll('.math, mjx-container, script').forEach(m => m.remove());
+      return copy.textContent.replace(/^\\s*Fig\\. [\\d.]+\\s*/, '').trim(); };
   return {
-    title: document.title,
-    images: imgs.map(i => ({src: i.getAttribute('src'), w: i.naturalWidth, h: i.naturalHeight})),
+    title: document.title, refresh: !!document.querySelector('meta[http-equiv="Refresh" i]'),
+    images: imgs.map(i => ({src: i.getAttribute('src'), w: i.naturalWidth, h: i.naturalHeight, alt: i.alt,
+                            caption: i.closest('figure') ? bare(i.closest('figure')) : null})),
     outputs: [...main.querySelectorAll('.cell_output img')].length,
     figures: [...main.querySelectorAll('figure')].map(f => (f.querySelector('figcaption') || {}).textContent || ''),
     errors: main.querySelectorAll('.output.error, .output.traceback, .traceback').length,
     prev: href('a.left-prev'), next: href('a.right-next'),
     sidebar: [...document.querySelectorAll('.bd-sidebar-primary a.reference.internal')].map(a => a.href),
     colab: [...document.querySelectorAll('a')].map(a => a.href).filter(h => h.includes('colab.research.google.com')),
+    repository: [...document.querySelectorAll('a')].map(a => a.href).filter(h => h.startsWith(%s)),
+    launch: (document.querySelector('.dropdown-launch-buttons') || {}).textContent || '',
+    colab_note: !!main.querySelector('.ldrkit-colab-note'),
   };
-})()"""
+})()""" % repr(_REPO["url"])
 
 
-def test_every_page_shows_its_figures_and_the_navigation_walks_the_book(site, browser, shots):
+def made_from(alt: str, caption: str) -> bool:
+    """Whether `alt` holds the caption's words in order (the page's caption with its math left out; the alt text
+    keeps the math's source)."""
+    words = iter(re.findall(r"\w+", alt.lower()))
+    return all(any(w == v for v in words) for w in re.findall(r"\w+", caption.lower()))
+
+
+def test_every_page_shows_its_figures_and_the_navigation_walks_the_book(site, tab, shots):
     html, base = site
-    browser.goto(page_url(base, TOC[0]))
+    tab.goto(base)  # index.html: the front page itself, not a redirect
+    front = tab.evaluate(PAGE_REPORT)
+    tab.screenshot(shots / "index.png")
+    tab.goto(page_url(base, TOC[0]))
     visited, reports = [], {}
     while True:
-        here = browser.evaluate("location.pathname").lstrip("/").removesuffix(".html")
+        here = tab.here()
         visited.append(here)
-        report = reports[here] = browser.evaluate(PAGE_REPORT)
-        browser.screenshot(shots / f"{here.replace('/', '_')}.png")
+        report = reports[here] = tab.evaluate(PAGE_REPORT)
+        tab.screenshot(shots / f"{here.replace('/', '_')}.png")
         if here in EXECUTABLE and report["outputs"]:  # a second screenshot, scrolled to the first figure
-            browser.evaluate("new Promise(r => { document.querySelector('main .cell_output img')"
-                             ".scrollIntoView({block: 'center'}); requestAnimationFrame(() => requestAnimationFrame(r)); })")
-            browser.screenshot(shots / f"{here.replace('/', '_')}-figure.png")
+            tab.evaluate("new Promise(r => { document.querySelector('main .cell_output img')"
+                         ".scrollIntoView({block: 'center'}); requestAnimationFrame(() => requestAnimationFrame(r)); })")
+            tab.screenshot(shots / f"{here.replace('/', '_')}-figure.png")
         if not report["next"] or len(visited) > len(TOC) + 2:
             break
-        browser.click_and_wait("a.right-next")
+        with tab.page.expect_navigation(wait_until="load"):
+            tab.page.click("a.right-next")
+    assert not front["refresh"] and front["title"] == reports[TOC[0]]["title"], "index.html is not the front page"
     # the next links go through the table of contents in order (then maybe a generated page, e.g. genindex)
     assert visited[:len(TOC)] == TOC, f"next-link walk {visited} differs from _toc.yml {TOC}"
     for i, doc in enumerate(TOC):
@@ -142,6 +215,12 @@ def test_every_page_shows_its_figures_and_the_navigation_walks_the_book(site, br
         assert r["errors"] == 0, f"{doc}: {r['errors']} error output cells"
         bad = [im["src"] for im in r["images"] if im["w"] == 0 or im["h"] == 0]
         assert not bad, f"{doc}: images that did not load: {bad}"
+        # alt text: the figure's caption, never the image's file name
+        unlabelled = [im["src"] for im in r["images"] if not im["alt"] or re.search(r"\.(png|jpe?g|svg)$|[0-9a-f]{16}", im["alt"])
+                      or (im["caption"] is not None and not made_from(im["alt"], im["caption"]))]
+        assert not unlabelled, f"{doc}: images whose alt text is not their caption: {unlabelled[:5]}"
+        if not PUBLIC:  # no public repository: no link to it, and the pages say so where the links would be
+            assert not r["repository"] and not r["colab"], f"{doc}: links to {r['repository'] + r['colab']}"
         if doc in EXECUTABLE:
             assert r["outputs"], f"{doc}: a chapter page with no figure"
             # numbered figures whose captions name the paper's figure they reproduce (or say there is none)
@@ -149,31 +228,123 @@ def test_every_page_shows_its_figures_and_the_navigation_walks_the_book(site, br
             for caption in r["figures"]:
                 assert re.match(r"\s*Fig\. \d+(\.\d+)*", caption), f"{doc}: an unnumbered figure: {caption[:80]}"
                 assert "paper" in caption, f"{doc}: a caption that does not name the paper's figure: {caption[:80]}"
-            # the Colab button opens this chapter's generated notebook in the repository
-            assert COLAB.format(doc=doc) in r["colab"], f"{doc}: Colab links {r['colab']}"
+            bare = [re.sub(r"^\s*Fig\. [\d.]+\s*", "", c) for c in r["figures"]]
+            assert len(set(bare)) == len(bare), f"{doc}: a caption under more than one figure"
+            if PUBLIC:  # the Colab button opens this chapter's generated notebook in the repository
+                assert COLAB.format(doc=doc) in r["colab"], f"{doc}: Colab links {r['colab']}"
+            else:
+                assert "no public repository" in r["launch"] and r["colab_note"], f"{doc}: launch menu {r['launch']!r}"
             assert (ROOT / f"{doc}.ipynb").exists(), f"{doc}.ipynb is missing: run `make notebooks`"
     print("figures per page:", {d: reports[d]["outputs"] for d in TOC})
 
 
-def test_search_finds_parity(site, browser, shots):
+def test_search_finds_parity(site, tab, shots):
     html, base = site
-    browser.goto(urljoin(base, "search.html?q=parity"))
+    tab.goto(urljoin(base, "search.html?q=parity"))
     deadline = time.monotonic() + 30
     hits = []
     while time.monotonic() < deadline:
-        hits = browser.evaluate("[...document.querySelectorAll('#search-results ul.search li a')].map(a => a.href)")
+        hits = tab.evaluate("[...document.querySelectorAll('#search-results ul.search li a')].map(a => a.href)")
         if hits:
             break
         time.sleep(0.25)
-    browser.screenshot(shots / "search-parity.png")
+    tab.screenshot(shots / "search-parity.png")
     assert hits, "search.html?q=parity returned no results"
     assert any(urldefrag(h)[0] == page_url(base, "book/parity-mlp") for h in hits), hits
     assert all(resolves(h) for h in hits)
 
 
+# --- reading: 1280 px and a phone ------------------------------------------------------------------------------
+
+# What a reader at 1280 px trips over, per page (see the module docstring); each list names the offenders.
+READING_REPORT = r"""(() => {
+  const main = document.querySelector('main') || document.body || document.documentElement;
+  const column = (main.querySelector('article') || main).getBoundingClientRect();
+  const text = el => (el.innerText || '').trim().replace(/\s+/g, ' ').slice(0, 80);
+  const scroller = el => { for (let a = el.parentElement; a && a !== main; a = a.parentElement) {
+      if (['auto', 'scroll'].includes(getComputedStyle(a).overflowX)) return a; } return el; };
+  const tables = [...main.querySelectorAll('table')];
+  const caption = t => (t.closest('.ldrkit-table') || t).querySelector('.ldrkit-table-caption, caption');
+  const cut = c => c && (c.getBoundingClientRect().right > column.right + 1 || c.scrollWidth > c.clientWidth + 1
+                         || !['left', 'start'].includes(getComputedStyle(c).textAlign));
+  const rangeIndex = t => { const h = t.querySelector('thead th'), rows = [...t.querySelectorAll('tbody tr')];
+      return !!h && !h.textContent.trim() && rows.length > 1
+             && rows.every((r, i) => (r.cells[0] || {}).textContent.trim() === String(i)); };
+  const STEP = /^(?!κ)((\w+ )?(time)?steps?\b(?!\s*\/)|onsets?\b|.*\bonsets?$)/i;  // tables.STEP_COLUMN
+  const decimalSteps = [];
+  for (const t of tables) {
+    const heads = [...t.querySelectorAll('thead th')].map(h => h.textContent.trim());
+    for (const r of t.querySelectorAll('tbody tr'))
+      [...r.cells].forEach((c, i) => { if (STEP.test(heads[i] || '') && /\d\.\d/.test(c.textContent))
+                                         decimalSteps.push(`${heads[i]}: ${c.textContent.trim()}`); });
+  }
+  const outputs = [...main.querySelectorAll('.cell_output')];
+  const shown = outputs.map(o => o.innerText).join('\n');
+  for (const m of shown.matchAll(/\b(steps? \d+\.\d+|\d+\.\d+ steps?)\b/gi)) decimalSteps.push(m[0]);
+  return {
+    wide_tables: tables.filter(t => { const box = scroller(t).getBoundingClientRect();
+                                      return box.right > column.right + 1 || box.left < column.left - 1 || cut(caption(t)); })
+                       .map(t => text(caption(t) || t)),
+    range_index: tables.filter(rangeIndex).map(t => text(caption(t) || t)),
+    leaks: [...shown.matchAll(/.{0,40}\b(nan|NaN|None)\b.{0,20}/g)].map(m => m[0]),
+    decimal_steps: decimalSteps,
+    wide_lines: [...main.querySelectorAll('.cell_output pre')].filter(p => p.scrollWidth > p.clientWidth + 1
+                   || p.getBoundingClientRect().right > column.right + 1).map(text),
+    provenance: outputs.filter(o => /^Made with/.test(o.innerText.trim()) && o.innerText.split(/\s+/).length > 50)
+                       .map(text),
+    strips: [...main.querySelectorAll('.cell_output img')].filter(i => i.naturalWidth > 0
+                   && i.getBoundingClientRect().height < 120 && i.naturalWidth / i.naturalHeight > 3).map(i => i.alt.slice(0, 60)),
+  };
+})()"""
+
+# Boxes of each plotly figure's title, subplot titles, legend, menus, sliders and tool bar that overlap one another or stick
+# out of the figure, and the page's width, on a phone.
+PHONE_REPORT = r"""(() => {
+  const box = el => el.getBoundingClientRect();
+  const hit = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+  const figures = [...document.querySelectorAll('main .plotly-graph-div')].map((gd, i) => {
+    const parts = [...gd.querySelectorAll('.g-gtitle, .annotation, .legend, .updatemenu-container, .slider-container, .modebar')]
+      .filter(el => box(el).width > 0).map(el => ({name: el.getAttribute('class').split(' ')[0], r: box(el)}));
+    const frame = box(gd), issues = [];
+    parts.forEach((a, j) => { parts.slice(j + 1).forEach(b => { if (hit(a.r, b.r)) issues.push(`${a.name} over ${b.name}`); });
+                              if (a.r.left < frame.left - 1 || a.r.right > frame.right + 1) issues.push(`${a.name} cut`); });
+    return {figure: i, issues: issues};
+  });
+  return {width: document.documentElement.scrollWidth, plotly: figures.filter(f => f.issues.length)};
+})()"""
+
+
+def test_every_page_reads_well_at_1280_px_and_on_a_phone(site, chromium, shots):
+    """At 1280 px: no table wider than the column (a wide one scrolls in its box under a whole caption), no 0..n
+    row-number column, no "nan"/"None" in outputs, no step count with decimals, no output line past the column,
+    provenance folded, no sample strip squeezed under 120 px, no console error; on a 390 px phone: no page wider
+    than the screen, no plotly title or control over another."""
+    html, base = site
+    desk, phone = Tab(chromium), Tab(chromium, PHONE, 800)
+    found, counts = [], {}
+    try:
+        for doc in ["index", *TOC]:
+            desk.goto(page_url(base, doc))
+            r = desk.evaluate(READING_REPORT)
+            phone.goto(page_url(base, doc))
+            p = phone.evaluate(PHONE_REPORT)
+            phone.screenshot(shots / f"{doc.replace('/', '_')}-phone.png")
+            r["phone_width"] = [p["width"]] if p["width"] > PHONE else []  # a phone widens its layout to fit
+            r["plotly_overlaps"] = p["plotly"]
+            for key, offenders in r.items():
+                counts[key] = counts.get(key, 0) + len(offenders)
+                found += [f"{doc}: {key}: {o}" for o in offenders[:3]]
+    finally:
+        desk.close()
+        phone.close()
+    counts["console_errors"] = len(desk.errors) + len(phone.errors)
+    print("reading problems, all pages:", counts)
+    assert not desk.errors and not phone.errors, "console errors:\n" + "\n".join((desk.errors + phone.errors)[:20])
+    assert not found, "\n".join(found)
+
+
 # --- offline: math, tables and interactive figures ---------------------------------------------------------
 
-LOCAL = ("http://127.0.0.1:", "http://localhost:", "data:", "blob:", "about:")
 INTERACTIVE_CALL = re.compile(r"(?<![\w.])interactive\.(saliency_explorer|training_explorer|k_explorer)\(")
 
 
@@ -188,7 +359,7 @@ def shown_code(docname: str) -> list[str]:
 
 def expected_tables(executed: Path) -> int:
     """Tables the chapter's kernel made, from the executed notebook: every shown output that is an HTML table
-    (a DataFrame or Styler from ldrkit.analysis.tables.table) or a Markdown table (which must render as one too)."""
+    (ldrkit.analysis.tables.table) or a Markdown table (which must render as one too)."""
     import jupytext
 
     count = 0
@@ -223,7 +394,7 @@ OFFLINE_REPORT = """(async () => {
 
 # Moves the control of plotly figure i (the last slider: a click on its rail's far end; else the last of a
 # row of buttons) and reports whether the drawn data changed and equal the precomputed data of the new position.
-MOVE_CONTROL = """(async (i) => {
+MOVE_CONTROL = """async (i) => {
   const sleep = ms => new Promise(r => setTimeout(r, ms));
   const gd = document.querySelectorAll('main .plotly-graph-div')[i];
   gd.scrollIntoView({block: 'center'});
@@ -258,19 +429,20 @@ MOVE_CONTROL = """(async (i) => {
   }
   r.changed = snap() !== before;
   return r;
-})"""
+}"""
 
 
-def test_pages_work_offline_with_typeset_math_real_tables_and_moving_figures(site, shots, smoke_book):
+def test_pages_work_offline_with_typeset_math_real_tables_and_moving_figures(site, chromium, shots, smoke_book):
     """With every host but localhost unresolvable, each page typesets its math with the MathJax the site
-    serves, shows as many HTML tables as its code makes, and each interactive figure answers its control."""
+    serves (which holds the files pages load and no others), shows as many HTML tables as its code makes, and
+    each interactive figure answers its control."""
     html, base = site
-    browser = Browser(CHROMIUM, Path(tempfile.mkdtemp(prefix="chromium-offline-")), offline=True)
+    tab = Tab(chromium, offline=True)
     problems, summary = [], {}
     try:
         for doc in [d for d in TOC if (html / f"{d}.html").exists()]:  # a missing page: the walk test says so
-            browser.goto(page_url(base, doc))
-            r = browser.evaluate(OFFLINE_REPORT)
+            tab.goto(page_url(base, doc))
+            r = tab.evaluate(OFFLINE_REPORT)
             summary[doc] = {k: r[k] for k in ("math", "tables", "plotly")}
             if "$" in (ROOT / f"{doc}.md").read_text():
                 if not (r["mathjax"] and r["math"] and r["typeset"] == r["math"]):
@@ -287,16 +459,26 @@ def test_pages_work_offline_with_typeset_math_real_tables_and_moving_figures(sit
                     problems.append(f"{doc}: {r['drawn']} of {r['plotly']} plotly figures drawn, the code makes "
                                     f"{expected_figures(doc)}")
             for i in range(r["plotly"]):
-                moved = browser.evaluate(f"{MOVE_CONTROL}({i})")
-                browser.screenshot(shots / f"{doc.replace('/', '_')}-interactive-{i}.png")
+                moved = tab.evaluate(MOVE_CONTROL, i)
+                tab.screenshot(shots / f"{doc.replace('/', '_')}-interactive-{i}.png")
                 if not (moved["kind"] and moved["active"] == moved["to"] and moved["changed"] and moved["matches"]):
                     problems.append(f"{doc}: plotly figure {i} did not answer its control: {moved}")
     finally:
-        browser.close()
-    outside = sorted({u for u in browser.requests if not u.startswith(LOCAL)})
+        tab.close()
+    outside = sorted({u for u in tab.requests if not u.startswith(LOCAL)})
     print("math / tables / interactive figures per page:", summary)
     assert not outside, f"pages asked for {len(outside)} URLs outside the site: {outside[:10]}"
     assert not problems, "\n".join(problems)
+    # MathJax: every file a page asked for is shipped, and every shipped file but the fonts (fetched glyph set by
+    # glyph set) was asked for
+    mathjax = html / "_static" / "mathjax"
+    asked = {u.split("/_static/mathjax/", 1)[1].split("?")[0] for u in tab.requests if "/_static/mathjax/" in u}
+    shipped = {str(f.relative_to(mathjax)) for f in mathjax.rglob("*") if f.is_file()}
+    print(f"MathJax: {len(asked)} files asked for, {len(shipped)} shipped, "
+          f"{sum(f.stat().st_size for f in mathjax.rglob('*') if f.is_file())} bytes")
+    assert asked <= shipped, f"pages ask for MathJax files the site lacks: {sorted(asked - shipped)}"
+    unused = {f for f in shipped - asked if not f.endswith(".woff")}
+    assert not unused, f"{len(unused)} MathJax files shipped that no page loads: {sorted(unused)[:10]}"
 
 
 def page_weights(html: Path) -> dict[str, dict]:

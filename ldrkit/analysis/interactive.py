@@ -164,12 +164,23 @@ def category_traces(run: Run) -> list[dict]:
     return out
 
 
+PLOT_PX = 430  # height of the training explorer's two plots together
+TITLE_PX = 74  # px from the figure's top to below a one-line title: plotly's tool bar (about 40 px on a phone), the title
+BUTTON_PX = 38  # height of one button of a stacked menu
+
+
+def _title(text: str) -> dict:
+    """A title at the top left, under the tool bar (plotly draws it over a centred title on a narrow screen)."""
+    return {"text": text, "x": 0.0, "xanchor": "left", "y": 1.0, "yanchor": "top", "yref": "container",
+            "pad": {"t": 46, "l": 8}, "font": {"size": 14}}
+
+
 def training_explorer(runs: dict[str, Run], key: str = "ldr", title: str = "") -> WebFigure:
     """Category fractions (with Wilson intervals as error bars and on hover) and the LDR of the probed region
     per level (`key`: "ldr" for eps, "ldr_x0" for x0) over training, one run at a time, chosen in a dropdown."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("categories of generated samples (95% Wilson intervals)",
-                                        f"LDR of the probed region ({'eps' if key == 'ldr' else 'x0'} output)"))
+                        subplot_titles=("sample categories (95% Wilson intervals)",
+                                        f"LDR of the probed region ({'eps' if key == 'ldr' else 'x0'})"))
     owner = []
     for i, (name, run) in enumerate(runs.items()):
         for tr in category_traces(run):
@@ -193,9 +204,16 @@ def training_explorer(runs: dict[str, Run], key: str = "ldr", title: str = "") -
     buttons = [{"label": name, "method": "update",
                 "args": [{"visible": [o == name for o in owner]}, {"title.text": f"{title}{name}"}]} for name in runs]
     first = next(iter(runs))
-    fig.update_layout(updatemenus=[{"buttons": buttons, "type": "buttons", "direction": "right", "x": 0.0, "y": 1.2, "xanchor": "left",
-                                    "yanchor": "top", "showactive": True, "active": 0}],
-                      title={"text": f"{title}{first}", "x": 0.35}, height=620, margin={"t": 110, "l": 60, "r": 20})
+    # Narrow screens: the title on its own line under plotly's tool bar, the run buttons stacked under it (above the
+    # plots, whose area keeps PLOT_PX of height), the legend under the plots.
+    top = TITLE_PX + BUTTON_PX * len(runs) + 36
+    fig.update_layout(updatemenus=[{"buttons": buttons, "type": "buttons", "direction": "down", "x": 0.0,
+                                    "xanchor": "left", "y": 1 + (top - TITLE_PX) / PLOT_PX, "yanchor": "top",
+                                    "showactive": True, "active": 0, "pad": {"t": 0, "b": 0, "l": 0, "r": 0}}],
+                      title=_title(f"{title}{first}"),
+                      legend={"orientation": "h", "x": 0.0, "y": -0.16, "yanchor": "top"},
+                      height=top + PLOT_PX + 150, margin={"t": top, "l": 60, "r": 20, "b": 150})
+    fig.update_annotations(font_size=12)
     fig.update_yaxes(range=[0, 1.02], title_text="fraction", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], title_text="LDR", row=2, col=1)
     fig.update_xaxes(title_text="training step", row=2, col=1)
@@ -237,11 +255,13 @@ def k_explorer(levels=K_LEVELS, ds=K_DS, start: float = 0.9) -> WebFigure:
         fig.add_trace(go.Scatter(x=t0["x"][i], y=t0["y"][i], name=name, mode="markers" if i == 3 else "lines",
                                  line=style, marker={"size": 9, "color": "#d62728"},
                                  hovertemplate="D=%{x:.3f}, K=%{y:.4f}<extra>" + name + "</extra>"))
-    args = [[traces(r), {"title.text": f"sqrt(abar) = {r['sqrt_alpha_bar']:.2f}: D* = {r['D*']:.3f}, "
+    args = [[traces(r), {"title.text": f"sqrt(abar) = {r['sqrt_alpha_bar']:.2f}<br>D* = {r['D*']:.3f}, "
                                        f"max K = {r['K(D*)']:.4f}"}] for r in grid["rows"]]
-    fig.update_layout(sliders=[_slider("sqrt(abar)", [f"{r['sqrt_alpha_bar']:.2f}" for r in grid["rows"]], -0.2,
+    # Narrow screens: a two-line title at the top left, the legend under the axis, the slider under the legend.
+    fig.update_layout(sliders=[_slider("sqrt(abar)", [f"{r['sqrt_alpha_bar']:.2f}" for r in grid["rows"]], -0.7,
                                        method="update", args=args, active=active)],
-                      title={"text": args[active][1]["title.text"]}, height=480,
+                      title=_title(args[active][1]["title.text"]), height=660,
+                      legend={"orientation": "h", "x": 0.0, "y": -0.3, "yanchor": "top"},
                       xaxis={"title": "D = b / w_1"}, yaxis={"title": "K", "range": [-0.05, top]},
-                      margin={"b": 140, "l": 60, "r": 20})
+                      margin={"t": TITLE_PX + 46, "b": 300, "l": 60, "r": 20})
     return WebFigure(fig)
