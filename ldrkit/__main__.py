@@ -13,6 +13,7 @@
     python -m ldrkit bench samples [NAME...] [--n 32] [--target 0.01] [--out DIR]  (LDR inputs for a target s.e.; estimator at equal error)
     python -m ldrkit bench train [NAME...] [--profile paper] [--steps 300] [--device cuda] [--out DIR]
     python -m ldrkit bench step [NAME...] [--profile cpu] [--steps 40] [--threads N] [--variants V...] [--out DIR]
+    python -m ldrkit bench roofline [NAME...] [--profile cpu] [--steps 15] [--out DIR]  (peaks; each model against them)
     python -m ldrkit theory {k-table,waiting,tilt} [--profile cpu] [--json]  (waiting, tilt: from the stored runs)
     python -m ldrkit chapter run book/NAME.md --out DIR [-p KEY VALUE ...]
     python -m ldrkit chapter batch book/NAME.md --out DIR --seeds 0 1 2 [-p KEY VALUE ...]
@@ -238,10 +239,11 @@ def cmd_detect(args) -> None:
                      indent=1) if args.json else detectors.format_table(rows))
 
 def add_bench(p) -> None:
-    p.add_argument("what", choices=("ldr", "train", "step", "samples"),
+    p.add_argument("what", choices=("ldr", "train", "step", "samples", "roofline"),
                    help="step: the training step against a bare PyTorch step and its speed-ups, and one "
                         "evaluation part by part; samples: how many noised inputs each LDR level needs for a "
-                        "target standard error (stored runs, last checkpoint)")
+                        "target standard error (stored runs, last checkpoint); roofline: the machine's GEMM and "
+                        "convolution peaks and each model's training and sampling step against them")
     p.add_argument("names", nargs="*", help="train, step: experiments to time (default: the image experiments)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--profile", default=None, help="train, step: whose model sizes (default paper; step: cpu)")
@@ -269,7 +271,12 @@ def cmd_bench(args) -> None:
     check_profile(args.profile)
     for name in args.names:
         get_experiment(name)
-    if args.what == "samples":
+    if args.what == "roofline":
+        from .bench.roofline import run_roofline
+        steps = 15 if args.steps is None else args.steps
+        _positive(steps, "--steps")
+        run_roofline(args.names, args.profile, steps, out=args.out, json_output=args.json)
+    elif args.what == "samples":
         from .bench.samples import TARGET_SE, run_sample_benchmark
         _positive(args.n, "--n", 2)
         target = TARGET_SE if args.target is None else args.target

@@ -17,7 +17,6 @@ import argparse
 import importlib
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -95,13 +94,8 @@ def ldr_seconds(before_ldr, name: str, profile: str, calls: int, seed: int = 0) 
 
 
 def cpu_name() -> str:
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown CPU"
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    flags = "AVX-512" if " avx512f" in info else "AVX2" if " avx2" in info else "no AVX2"
-    return f"{model}, {flags}, {os.cpu_count()} cores"
+    from ldrkit.denoisers.device import cpu_flags, cpu_name as model
+    return f"{model()}, {cpu_flags()}, {os.cpu_count()} cores"
 
 
 def summarise(runs: dict[str, list[dict[str, dict]]], names: list[str],

@@ -16,11 +16,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from ldrkit.analysis import quarter_digits as qd  # noqa: E402
-from ldrkit.analysis.phases import independent_valid_probability  # noqa: E402
-from ldrkit.systems.digits import DigitSum  # noqa: E402
+from ldrkit.analysis.phases import independent_valid_probability, phase_reading, run_phase  # noqa: E402
+from ldrkit.denoisers.oracles import build_oracle  # noqa: E402
 from ldrkit.runs.request import get_run  # noqa: E402
 from ldrkit.spec.registry import ORACLES  # noqa: E402
-from ldrkit.denoisers.oracles import build_oracle  # noqa: E402
+from ldrkit.systems.digits import DigitSum  # noqa: E402
 
 LEVELS = ["0.1", "0.3", "0.5", "0.7", "0.9"]
 
@@ -102,14 +102,15 @@ def test_model_rows_and_evaluation_rows(cpu_runs):
     plt.close(fig)
 
 
-def test_phase_step_is_the_evaluation_with_most_hallucinations():
-    ev = [record(0, invalid=1), record(10, invalid=0.5, hallucination=0.4), record(20, hallucination=0.3, in_dataset=0.7)]
-    assert qd.phase_step(ev)["step"] == 10
+def test_phase_step_is_the_book_phase(cpu_runs):
+    """The chapter reads the one phase of `phases.run_phase`, legible and at chance, not a maximum over evaluations."""
+    run = cpu_runs["UNet"]
+    assert qd.phase_step(run) == run_phase(run)["record"]
 
 
 def test_gallery_and_extrapolation_rows(cpu_runs):
     run = cpu_runs["UNet"]
-    step = qd.phase_step(run.evaluations)["step"]
+    step = qd.phase_step(run)["step"]
     fig = qd.gallery(run, step, "UNet", k=6)
     assert len(fig.axes) == 6
     plt.close(fig)
@@ -197,26 +198,15 @@ def test_informative_and_recorded_closest():
 
 # --- the LDR of the truth ---------------------------------------------------------------------------------
 
-def test_denoiser_ldr_of_the_product_is_one(cpu_runs, oracles):
-    tables, sems = qd.denoiser_ldr({}, {"product": oracles["product"]}, cpu_runs["UNet"].setup, n=1, seed=0)
+def test_denoiser_ldr_of_the_product_is_one(cpu_runs):
+    tables, sems = qd.denoiser_ldr({"UNet": cpu_runs["UNet"]}, n=1, seed=0)
     assert all(abs(v - 1) < 1e-5 for v in tables["x0"]["product oracle"].values())
+    assert set(tables["x0"]) == {"UNet", "rule oracle", "product oracle", "memoriser oracle"}
     rows = qd.ldr_rows(tables["x0"], sems["x0"])
     assert [r["√ᾱ"] for r in rows] == LEVELS
     fig = qd.plot_denoiser_ldr(tables, sems)
     assert len(fig.axes) == 2
     plt.close(fig)
-
-
-def test_final_ldr_is_cached_in_the_run_folder(cpu_runs, monkeypatch):
-    run = cpu_runs["DiT"]
-    first = qd.final_ldr(run, n=1, seed=0, levels=(0.5,))
-    assert set(first) == {"step", "eps", "x0", "eps_sem", "x0_sem"} and 0 < first["x0"]["0.5"] <= 1.0001
-
-    def fail(*args, **kwargs):
-        raise AssertionError("recomputed a cached LDR")
-
-    monkeypatch.setattr(qd.ldr_probe, "ldr_levels", fail)
-    assert qd.final_ldr(run, n=1, seed=0, levels=(0.5,))["x0"] == first["x0"]
 
 
 def _ldr_table(net):
@@ -278,11 +268,13 @@ def test_trajectory_ldr_is_cached_in_the_run_folder(cpu_runs, monkeypatch):
 # --- the verdicts on the stored runs ------------------------------------------------------------------------
 
 def test_verdict_thresholds():
-    assert qd.phase_verdict(record(invalid=0.4, hallucination=0.5, in_dataset=0.1)) == "reproduced"
-    assert qd.phase_verdict(record(invalid=0.8, hallucination=0.15, in_dataset=0.05)) == "partly reproduced"
-    assert qd.phase_verdict(record(invalid=0.95, hallucination=0.05)) == "not reproduced"
-    assert qd.phase_verdict(record(invalid=0.2, hallucination=0.3, in_dataset=0.5)) == "not reproduced"
-    assert qd.phase_verdict(record(invalid=1.0)) == "not reproduced"
+    chance = 0.93  # Quarter-digits: independent digits break s1 + s2 = s3 + s4 this often
+    at = [record(0, invalid=1.0), record(10, invalid=0.4, hallucination=0.56, in_dataset=0.04)]
+    assert qd.phase_verdict(phase_reading(at, 256, chance)) == "reproduced"
+    learned = [record(0, invalid=1.0), record(10, invalid=0.2, hallucination=0.3, in_dataset=0.5)]
+    assert qd.phase_verdict(phase_reading(learned, 256, chance)) == "not reproduced: rule learned"
+    illegible = [record(0, invalid=1.0), record(10, invalid=0.8, hallucination=0.2)]  # 20% legible, all breaking
+    assert qd.phase_verdict(phase_reading(illegible, 256, chance)) == "not reproduced: symbols not learned"
     assert qd.hallucinates_at_end(record(hallucination=0.3, in_dataset=0.2))
     assert not qd.hallucinates_at_end(record(hallucination=0.3, in_dataset=0.4))
     assert not qd.hallucinates_at_end(record(hallucination=0.1))
@@ -291,14 +283,14 @@ def test_verdict_thresholds():
 
 def test_verdicts_on_the_stored_runs(cpu_runs):
     """The cpu budget: the UNet passes through a hallucination phase (the paper's section 4.2) and is still in it at
-    the end; the DiT's samples are mostly illegible even at its phase (partly); neither memorises (the paper's DiT
+    the end; the DiT's samples are never half legible (no phase); neither memorises (the paper's DiT
     does at 30k-50k steps of batch 16)."""
     unet, dit = cpu_runs["UNet"], cpu_runs["DiT"]
-    assert qd.phase_verdict(qd.phase_step(unet.evaluations)) == "reproduced"
-    assert qd.phase_verdict(qd.phase_step(dit.evaluations)) == "partly reproduced"
+    assert qd.phase_verdict(run_phase(unet)) == "reproduced"
+    assert qd.phase_verdict(run_phase(dit)) == "not reproduced: symbols not learned"
     assert qd.hallucinates_at_end(unet.final) and not qd.hallucinates_at_end(dit.final)
     assert not qd.memorised(unet.final) and not qd.memorised(dit.final)
     rows = {r["model"]: r for r in qd.summary_rows(cpu_runs)}
-    assert rows["UNet"]["phase"] == "reproduced" and rows["UNet"]["breaks among legible"] > qd.PHASE_BREAKS
+    assert rows["UNet"]["phase"] == "reproduced" and rows["UNet"]["breaks among legible"] > 0.5
     assert rows["UNet"]["final rule-obeying"] == pytest.approx(
         unet.final["categories"]["in_dataset"] + unet.final["categories"]["extrapolation"])

@@ -84,3 +84,43 @@ def test_a_one_seed_arm_shows_its_mean_without_a_standard_error_and_says_so():
     assert R.display_rows(rows)[1]["hallucination / legible"] == "0.500"   # 0.45 / 0.9, no "± nan"
     text = R.summary(rows, 0.3, "g")
     assert "nan" not in text and "0.500 (invalid 0.100; 1 seed)" in text
+
+
+def test_compare_reads_heldout_and_chance_from_the_first_symbol_run(monkeypatch):
+    runs = {"baseline": ["b0"], "symbols": ["s0", "s1"]}
+    arms = {"baseline": [final(0.8, 0.2, 0.0, 0.0)], "remedy": [final(0.05, 0.1, 0.6, 0.25)]}
+    asked = []
+    monkeypatch.setattr(R, "load_arms",
+                        lambda pair, profile, seeds: asked.append((pair, profile, seeds)) or (arms, runs))
+    monkeypatch.setattr(R, "heldout_share", lambda run: {"s0": 0.3}[run])
+    monkeypatch.setattr(R, "chance_breaking", lambda run: {"s0": 0.9}[run])
+    c = R.compare(R.QUARTER, "smoke", [0, 1])
+    assert asked == [(R.QUARTER, "smoke", [0, 1])]
+    assert (c.arms, c.runs, c.heldout, c.chance) == (arms, runs, 0.3, 0.9)
+    assert c.rows == R.comparison(arms, 0.3, 0.9)
+    arms_, runs_, heldout, chance, rows = c                              # unpacks in field order
+    assert rows[1]["halves_baseline"] == "yes" and heldout == 0.3
+
+
+def test_last_gallery_shows_the_last_stored_samples(monkeypatch):
+    class Stored:
+        def sample_steps(self):
+            return [10, 20, 30]
+    monkeypatch.setattr(R, "gallery", lambda run, step, label: (step, label))
+    assert R.last_gallery(Stored(), "baseline") == (30, "baseline")
+
+
+def test_prose_values_read_the_arms_the_prose_names():
+    base, remedy = final(0.8, 0.2, 0.0, 0.0), final(0.05, 0.1, 0.6, 0.25)
+    rows = R.comparison({"baseline": [base], "symbols": [remedy]}, 0.3)
+    quarter = R.Comparison({}, {}, 0.30012, 0.92549, rows)
+    ema_rows = R.comparison({"baseline": [base], "baseline (EMA)": [final(0.3, 0.4, 0.3, 0.0)],
+                             "symbols, autoregressive prior (EMA)": [final(0.0, 0.07, 0.63, 0.3)]}, 0.3)
+    faithful = {**remedy, "symbols": {"faithful": 0.97, "prior_valid": 0.51}}
+    parens = R.comparison({"baseline": [base], "symbols": [faithful]}, 0.3)
+    v = R.prose_values(quarter, ema_rows, parens)
+    assert (v["heldout_share"], v["chance_quarter"]) == (0.3, 0.925)
+    assert v["symbols_invalid"] == "0.10" and v["symbols_ema_invalid"] == "0.07"
+    assert v["baseline_ema_share"] == "0.50"                               # 0.3 of the 0.6 legible
+    assert (v["parens_faithful"], v["parens_prior_valid"]) == ("0.97", "0.51")
+    assert v["halves_at"] == R.HALVES and v["at_chance"] == R.AT_CHANCE

@@ -35,11 +35,23 @@ def smoke_setups():
 
 
 # --- pure functions and verdicts on made-up records ------------------------------------------------
-def test_phase_step_first_half_else_most():
-    ev = [record(0, 1.0, 0.0), record(10, 0.6, 0.4), record(20, 0.4, 0.55), record(30, 0.1, 0.9)]
-    assert tr.phase_step(ev) == 20
-    assert tr.phase_step(ev[:2]) == 10
-    assert tr.phase_step(ev, share=0.95) == 30
+class FakeRun:
+    """The evaluations and sample count of a run; its chance of misspelling is patched in."""
+
+    def __init__(self, evaluations, n=256):
+        self.evaluations, self.final, self.config = evaluations, evaluations[-1], {"eval": {"num_samples": n}}
+
+
+@pytest.fixture
+def misspelling_chance(monkeypatch):
+    from ldrkit.analysis import phases
+    monkeypatch.setattr(phases, "chance_breaking", lambda run: 0.96)  # independent letters misspell this often
+
+
+def test_phase_step_is_the_first_legible_evaluation_at_chance(misspelling_chance):
+    ev = [record(0, 1.0, 0.0), record(10, 0.6, 0.4), record(20, 0.4, 0.58), record(30, 0.1, 0.9)]
+    assert tr.phase_step(FakeRun(ev)) == 20   # step 10 is 40% legible: no reading there
+    assert tr.phase_step(FakeRun(ev[:2])) == 10  # never half legible: the most legible evaluation
 
 
 def test_among_legible_nan_when_nothing_legible():
@@ -47,17 +59,15 @@ def test_among_legible_nan_when_nothing_legible():
     assert math.isnan(values[0]) and values[1] == pytest.approx(0.5)
 
 
-def test_hallucination_phase_verdicts():
-    assert tr.hallucination_phase([record(0, 1.0, 0.0), record(1, 0.99, 0.01)]) == {"verdict": "not reached",
-                                                                                    "peak": None}
-    ev = [record(0, 1.0, 0.0), record(1, 0.5, 0.4), record(2, 0.2, 0.3, in_dataset=0.5)]
-    phase = tr.hallucination_phase(ev)
+def test_hallucination_phase_verdicts(misspelling_chance):
+    never = FakeRun([record(0, 1.0, 0.0), record(1, 0.99, 0.01)])
+    assert tr.hallucination_phase(never) == {"verdict": "not reached", "peak": None}
+    ev = [record(0, 1.0, 0.0), record(1, 0.5, 0.48), record(2, 0.2, 0.3, in_dataset=0.5)]
+    phase = tr.hallucination_phase(FakeRun(ev))
     assert phase["verdict"] == "reproduced" and phase["peak"]["step"] == 1
-    # legible, but mostly real words: the hallucinations are not half of the legible samples
-    assert tr.hallucination_phase([record(0, 0.0, 0.3, in_dataset=0.7)])["verdict"] == "did not reproduce"
-    # too few hallucinations overall
-    low = tr.PHASE_HALLUCINATION / 2
-    assert tr.hallucination_phase([record(0, 1 - 2 * low, low)])["verdict"] == "did not reproduce"
+    # legible, but mostly real words: misspelled far less often than independent letters would be
+    learned = tr.hallucination_phase(FakeRun([record(0, 0.0, 0.3, in_dataset=0.7)]))
+    assert learned["verdict"] == "did not reproduce: rule learned" and learned["peak"]["step"] == 0
 
 
 def test_memorised_ldr_fell_independent_letters_thresholds():
@@ -156,9 +166,9 @@ def test_tables_of_the_stored_runs(runs):
 def test_verdicts_on_the_stored_runs(runs):
     """At the cpu profile both runs reach the hallucination phase and neither memorises (3000 steps)."""
     for run in runs.values():
-        phase = tr.hallucination_phase(run.evaluations)
+        phase = tr.hallucination_phase(run)
         assert phase["verdict"] == "reproduced"
-        assert phase["peak"]["categories"]["hallucination"] >= tr.PHASE_HALLUCINATION
+        assert phase["peak"]["categories"]["hallucination"] >= 0.5 * (1 - phase["peak"]["categories"]["invalid"])
         assert not tr.memorised(run.evaluations[-1])
     summary = {r["quantity"]: r for r in tr.summary_rows(runs)}
     assert summary["hallucination phase"]["english-words-unet"] == "reproduced"
@@ -173,7 +183,7 @@ def test_verdicts_on_the_stored_runs(runs):
 def test_phase_checkpoint_is_stored(runs):
     """The galleries' and the saliency's early checkpoint has its samples and weights in the stored run."""
     for run in runs.values():
-        step = tr.phase_step(run.evaluations)
+        step = tr.phase_step(run)
         assert step in run.steps() and step in run.sample_steps()
         x, labels = tr.labelled_samples(run, step)
         assert len(x) == len(labels) and (labels == "hallucination").any()
@@ -181,12 +191,12 @@ def test_phase_checkpoint_is_stored(runs):
 
 def test_misspellings_and_galleries(runs):
     en = runs["english"]
-    step = tr.phase_step(en.evaluations)
+    step = tr.phase_step(en)
     words = set(en.setup.grammar.words)
     found = tr.misspellings(en, step)
     assert found and not words & set(found)
     for key, run in runs.items():
-        fig = tr.plot_gallery(run, tr.phase_step(run.evaluations), key, "cpu", 0, k=4)
+        fig = tr.plot_gallery(run, tr.phase_step(run), key, "cpu", 0, k=4)
         assert len(fig.axes) == 8
         plt.close(fig)
     for fig in (tr.plot_text_categories(runs, "cpu", 0), tr.plot_text_ldr(runs, "cpu", 0)):
@@ -209,7 +219,7 @@ def test_heat_rows_cached(runs, monkeypatch):
 
     monkeypatch.setattr(ldr_probe, "ldr", fake_ldr)
     run = runs["chinese"]
-    steps = [tr.phase_step(run.evaluations), run.final["step"]]
+    steps = [tr.phase_step(run), run.final["step"]]
     first = tr.heat_rows(run, steps, level=0.1, seed=123)
     again = tr.heat_rows(run, steps, level=0.1, seed=123)
     assert len(calls) == 2 and first == again

@@ -160,19 +160,25 @@ def test_stairs_readers_and_figures_on_a_short_real_run(tmp_path):
         S.stairs_functions(run)
 
 
-def test_waiting_fit_recovers_an_exact_exponential_and_power_law():
-    rows = [{"d": d, "seed": s, "waiting steps": 10 * 3.0**d, "censored at": None} for d in (3, 4, 5, 6) for s in (0, 1)]
-    rows.append({"d": 7, "seed": 0, "waiting steps": None, "censored at": 5000})
-    rows.append({"d": 2, "seed": 0, "waiting steps": 50, "censored at": None, "resolution": 450})  # not measured
+def test_waiting_fit_recovers_an_exponential_and_power_law_with_censored_runs():
+    wobble = {0: 0.9, 1: 1.1}  # two seeds either side of the law
+    rows = [{"d": d, "seed": s, "waiting steps": 10 * 3.0**d * wobble[s], "censored at": None, "resolution": 1}
+            for d in (3, 4, 5, 6) for s in (0, 1)]
+    rows.append({"d": 7, "seed": 0, "waiting steps": None, "censored at": 30000})  # never departed: a lower bound
+    rows.append({"d": 2, "seed": 0, "waiting steps": 50, "censored at": None, "resolution": 450})  # an upper bound
     fit = S.waiting_fit(rows)
     assert fit["runs"] == 8 and fit["censored"] == 1 and fit["below_resolution"] == 1
-    assert fit["exponential"]["slope"] == pytest.approx(math.log(3.0))
-    assert fit["exponential"]["r2"] == pytest.approx(1.0)
-    assert fit["exponential"]["predicted_d16"] == pytest.approx(10 * 3.0**16, rel=1e-9)
-    power = [{"d": d, "seed": 0, "waiting steps": 2.0 * d**4, "censored at": None} for d in (3, 4, 6, 8)]
-    assert S.waiting_fit(power)["power"]["slope"] == pytest.approx(4.0)
+    exp = fit["exponential"]
+    assert exp["slope"] == pytest.approx(math.log(3.0), abs=2 * exp["slope_se"]) and exp["slope_se"] < 0.1
+    assert exp["predicted_d16_low"] < 10 * 3.0**16 < exp["predicted_d16_high"]
+    # the censored d=7 run raises the line: dropping it would fit d = 3-6 only, and its bound 30000 lies above
+    # what those runs alone predict at d = 7 (10 * 3^7 = 21870)
+    assert exp["intercept"] + 7 * exp["slope"] > math.log(21870)
+    power = [{"d": d, "seed": s, "waiting steps": 2.0 * d**4 * wobble[s], "censored at": None, "resolution": 1}
+             for d in (3, 4, 6, 8) for s in (0, 1)]
+    assert S.waiting_fit(power)["power"]["slope"] == pytest.approx(4.0, abs=0.2)
     fit_rows = S.waiting_fit_rows(fit, lr=0.05)
-    assert fit_rows[0]["steps at the paper's step size"] == pytest.approx(10 * 3.0**16 * 0.05 / S.PAPER_LR)
+    assert fit_rows[0]["steps at the paper's step size"] == pytest.approx(exp["predicted_d16"] * 0.05 / S.PAPER_LR)
     assert "exponential" not in S.waiting_fit(rows[:2])  # one d: nothing to fit
 
 

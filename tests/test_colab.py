@@ -82,3 +82,18 @@ def test_default_device_follows_the_environment(monkeypatch):
     monkeypatch.delenv("LDRKIT_DEVICE")
     import torch
     assert default_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_one_setting_turns_the_repository_links_on_and_off():
+    """book/_ext/repository.py: `repository.public` in _config.yml switches the repository and Colab buttons and
+    the intro's install line; while it is false the pages name no repository address."""
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    import repository
+
+    assert isinstance(yaml.safe_load((ROOT / "_config.yml").read_text())["repository"].get("public"), bool)
+    options = {"use_repository_button": True, "launch_buttons": {"colab_url": "https://colab.research.google.com"}}
+    assert repository.theme_options(options, public=True) == options
+    off = repository.theme_options(options, public=False)
+    assert off["use_repository_button"] is False and off["launch_buttons"] == {} and options["launch_buttons"]
+    assert f"git+{REPO_URL}" in repository.colab_text({"url": REPO_URL, "public": True})
+    assert REPO_URL not in repository.colab_text({"url": REPO_URL, "public": False})

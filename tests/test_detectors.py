@@ -125,3 +125,16 @@ def test_the_vectorized_bootstrap_statistic_is_the_auroc():
     rng = np.random.default_rng(2)
     pos, neg = rng.integers(0, 6, (3, 25)).astype(float), rng.integers(0, 6, (3, 17)).astype(float)
     assert np.allclose(A._auroc_along(pos, neg), [A.auroc(p, n) for p, n in zip(pos, neg)], atol=1e-12)
+
+
+def test_protocol_rows_score_hallucinations_beside_the_positive_control():
+    """Aithal et al.'s x0 variance under their protocol: a detector that flags illegible samples (its control) but
+    scores hallucinations like valid ones reads "detects" on the control and "chance" on hallucinations."""
+    from ldrkit.analysis import detectors as A
+    rng = np.random.default_rng(0)
+    labels = np.array(["invalid"] * 60 + ["hallucination"] * 60 + ["in_dataset"] * 60, dtype=object)
+    score = np.concatenate([rng.normal(3, 1, 60), rng.normal(0, 1, 60), rng.normal(0, 1, 60)])
+    rows = A.protocol_rows({"toy": {"labels": labels, "aithal": {A.PAPER_PROTOCOL["window"]: score}}})
+    by = {r["task"]: r for r in rows}
+    assert by["illegible vs valid (control)"]["verdict"] == "detects" and by["illegible vs valid (control)"]["positives"] == 60
+    assert by["hallucinated vs valid"]["verdict"] == "chance"

@@ -273,3 +273,13 @@ def test_cli_probes_a_saved_sd3_pipeline_and_reports_errors_in_one_line(tmp_path
     assert main(["probe", str(tmp_path), "--region", "0", "0", "4", "4"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "not a diffusers model" in err and err.count("\n") == 1
+
+
+def test_the_chapters_ldr_rows_show_a_standard_error_only_where_there_is_one():
+    from types import SimpleNamespace as NS
+
+    from ldrkit.analysis.probe_your_model import ldr_rows
+    level = NS(level=0.5, ldr=[{"eps": NS(mean=0.95612, sem=0.0123), "x0": NS(mean=0.88, sem=float("nan"))}])
+    rows = ldr_rows(NS(levels=[level], outputs=("eps", "x0")), ["R"])
+    assert rows == [{"region": "R", "output": "eps", "√ᾱ=0.5": "0.956 ± 0.012"},
+                    {"region": "R", "output": "x0", "√ᾱ=0.5": "0.880"}]

@@ -52,3 +52,16 @@ def test_the_command_refuses_names_with_headline_and_bad_worker_counts(capsys):
     assert "either experiment names or --headline" in capsys.readouterr().err
     assert main(["reproduce", "--workers", "0"]) == 2
     assert "--workers must be at least 1" in capsys.readouterr().err
+
+
+def test_a_fresh_number_outside_the_stored_interval_is_flagged():
+    assert R.agreement("hallucination", 0.50, 0.53, 256) == "inside"       # 0.5 of 256: [0.44, 0.56]
+    assert R.agreement("hallucination", 0.50, 0.60, 256).startswith("OUTSIDE [0.439")
+    assert R.agreement("ldr@0.1", 0.9991, 0.9991, 256) == "identical"
+    assert R.agreement("ldr@0.1", 0.9991, 0.98, 256) == "differs"
+    stored = {"experiment": "parity-mlp-L8", "profile": "smoke", "seed": 0, "wall_seconds": 1.0,
+              "final": {"categories": {"invalid": 0.1, "hallucination": 0.5, "in_dataset": 0.3, "extrapolation": 0.1}}}
+    fresh = {**stored, "final": {"categories": {"invalid": 0.1, "hallucination": 0.9, "in_dataset": 0.0,
+                                                "extrapolation": 0.0}}}
+    table = R.compare_table([("parity-mlp-L8", stored, fresh)])
+    assert table.count("OUTSIDE") == 3 and table.count("| inside |") == 1

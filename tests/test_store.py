@@ -139,3 +139,50 @@ def test_the_store_and_the_run_folders_are_found_from_any_working_directory(tmp_
     repo = Path(__file__).resolve().parent.parent
     assert store.store_root() == repo / "results" and (store.store_root() / "parity-mlp-L8").is_dir()
     assert default_runs_dir() == repo / "runs"
+
+
+def test_a_retrained_twin_inherits_the_stored_caches_and_another_training_does_not(tiny, tmp_path):
+    """The same spec trained twice gives the same tensors (one thread, CPU): its stored caches carry over, re-keyed
+    to the new files' digests, and are served without recomputing; a run of another seed inherits nothing."""
+    first = run_experiment("tiny-store-test", "smoke", 0, progress=False)
+    ldr_over_training(first["run_dir"], n=2)
+    stored = store.store_run(first["run_dir"])
+    again = run_experiment("tiny-store-test", "smoke", 0, out=tmp_path / "again", progress=False, fresh=True,
+                           use_store=False)
+    assert store.same_training(stored, Path(again["run_dir"])) is None
+    assert store.carry_caches(stored, Path(again["run_dir"])) == ["ldr_over_training.json"]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("recomputed a carried cache")
+    import ldrkit.analysis.overtraining as overtraining
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(overtraining.ldr_probe, "ldr_levels", refuse)
+        assert ldr_over_training(again["run_dir"], n=2) == ldr_over_training(first["run_dir"], n=2)
+    other = run_experiment("tiny-store-test", "smoke", 1, out=tmp_path / "other", progress=False)
+    assert store.same_training(stored, Path(other["run_dir"])) is not None
+    assert store.carry_caches(stored, Path(other["run_dir"])) == []
+
+
+def test_code_version_names_the_change_a_dirty_run_came_from(tmp_path, monkeypatch):
+    """A clean tree records its commit; a change to anything that shapes a run (here requirements.txt in a copy of
+    the repository) makes it dirty and records the change's SHA-256, which differs for another change."""
+    import shutil
+    import subprocess
+    repo = tmp_path / "repo"
+    (repo / "ldrkit").mkdir(parents=True)
+    (repo / "ldrkit" / "a.py").write_text("x = 1\n")
+    (repo / "requirements.txt").write_text("torch==2.13.0\n")
+    git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    monkeypatch.setattr(store, "ROOT", repo)
+    clean = store.code_version()
+    assert clean["dirty"] is False and "diff_sha256" not in clean and len(clean["commit"]) == 40
+    (repo / "requirements.txt").write_text("torch==2.14.1\n")
+    first = store.code_version()
+    (repo / "ldrkit" / "b.py").write_text("y = 2\n")  # an untracked module counts too
+    second = store.code_version()
+    assert first["dirty"] and second["dirty"] and first["diff_sha256"] != second["diff_sha256"]
+    shutil.rmtree(repo / ".git")
+    assert store.code_version() == {"commit": "unknown", "dirty": None}

@@ -179,3 +179,54 @@ def test_the_store_gives_every_kappa_control_seed_the_oracles_chapter_reads():
     for name in UNET_KAPPA.values():
         for seed in sizes["unet_kappa_seeds"]:
             assert_stored(name, seed)
+
+
+def test_seed_runs_asks_for_every_experiment_at_every_seed(monkeypatch):
+    monkeypatch.setattr(T, "get_run", lambda name, profile, seed, progress: (name, profile, seed))
+    runs = T.seed_runs({"parity": "p-kappa", "dyck": "d-kappa"}, "smoke", [0, 2])
+    assert runs == {"parity": {0: ("p-kappa", "smoke", 0), 2: ("p-kappa", "smoke", 2)},
+                    "dyck": {0: ("d-kappa", "smoke", 0), 2: ("d-kappa", "smoke", 2)}}
+
+
+class ConfigRun:
+    config = {"eval": {"coupling_samples": 7}}
+
+
+def test_the_values_the_prose_cites_come_from_the_control_and_its_runs():
+    steps, seeds = grid(n_seeds=3, steps=(100, 200))
+    rows = rows_from(np.linspace(0, 1, 6), [0.5, 0.6, 0.7, 0.8, 0.9, 1.0], steps, seeds)
+    result = T.control(rows)
+    values = T.control_values({0: ConfigRun(), 1: ConfigRun(), 2: ConfigRun()}, rows, result, "0.7")
+    assert values["control_inputs"] == 7 and values["control_seeds"] == "0, 1, 2" and values["control_level"] == "0.7"
+    assert values["control_rule_first"] == "0.60" and values["control_rule_last"] == "0.90"   # seed means per step
+    assert values["control_verdict"] == T.verdict(result)
+    assert values["control_fixed_interval"] == f"[{result['partial']['low']:.2f}, {result['partial']['high']:.2f}]"
+    assert T.control_values({0: ConfigRun()}, [], T.control([]), None)["control_level"] == "none"
+
+
+def test_the_negative_controls_values_carry_their_prefix_and_each_runs_rise():
+    steps = np.arange(1, 9) * 750
+    rows = cross_rows_from(0.05 * np.log(steps), 0.05 * np.log(steps), 0.1 * np.log(steps), steps)
+    result = T.cross_grammar(rows, never="parity", learner="dyck")
+    runs = {"parity": {0: ConfigRun()}, "dyck": {0: ConfigRun()}}
+    values = T.cross_values("unet", runs, rows, result, "0.7")
+    assert all(k.startswith("unet_") for k in values)
+    assert values["unet_verdict"] == "tracks training time" and values["unet_evaluations"] == 16
+    assert values["unet_rise_never"] == f"{result['trend']['parity']['rise']:.3g}"
+    assert float(values["unet_rise_never"]) == pytest.approx(0.05 * np.log(8), rel=1e-3)
+    assert values["unet_rule_last_learner"] == f"{0.1 * np.log(6000):.2f}"
+    assert values["unet_inputs"] == 7 and values["unet_level"] == "0.7" and values["unet_seeds"] == "0"
+
+
+def test_the_control_plots_make_their_own_two_panel_figure_without_axes():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    steps, seeds = grid(n_seeds=2, steps=(1, 2, 3))
+    fig = T.plot_control(rows_from(np.linspace(0, 1, 6), np.linspace(0, 1, 6), steps, seeds), "0.7")
+    assert len(fig.axes) == 2 and list(fig.get_size_inches()) == [9, 3.4] and len(fig.axes[1].lines) == 2
+    cross = T.plot_cross(cross_rows_from(np.zeros(3), np.ones(3), np.ones(3), np.arange(1, 4) * 750), "0.7")
+    assert len(cross.axes) == 2 and cross.axes[1].get_title() == "rule-following above chance"
+    _, (a, b) = plt.subplots(1, 2)
+    assert T.plot_control(rows_from(np.zeros(6), np.zeros(6), steps, seeds), "0.7", a, b) is None
+    plt.close("all")

@@ -84,3 +84,31 @@ def test_the_fixed_step_reading_says_training_time_when_only_the_step_moves_kapp
     nothing = {"raw": {"r": 0.1, "p": 0.6}, "step": {"r": 0.0, "p": 0.9}, "partial": {"r": -0.1, "p": 0.7}}
     assert TK.fixed_step_reading({"level": "0.4", "control": nothing}).startswith("κ moves neither")
     assert TK.fixed_step_reading({"level": None}) == "not separable"
+
+
+class _Configured:
+    config = {"eval": {"coupling_samples": 5}}
+
+
+def _analysed(verdict_rows, memoriser):
+    return {"level": "0.4", "transition": TK.transition(verdict_rows, memoriser=memoriser),
+            "control": {"raw": {"r": 0.1, "p": 0.6}, "step": {"r": 0.0, "p": 0.9}, "partial": {"r": -0.1, "p": 0.7}}}
+
+
+def test_prose_values_name_each_model_in_the_markdown_sentences():
+    analysis = {"A": _analysed([seed(0.1, 0.5)] * 3, (0.6, 0.05)), "B": {"level": None}}
+    values, markdown = TK.prose_values(analysis, {"A": {0: _Configured()}, "B": {0: _Configured()}})
+    assert values == {"kappa_inputs": 5, "kappa_floor": TK.MEMORISER_FLOOR}
+    assert markdown["kappa_tests"] == "A: rose; B: not separable"
+    assert markdown["kappa_controls"] == f"A: {TK.fixed_step_reading(analysis['A'])}; B: not separable"
+    assert markdown["kappa_transitions"] == "; ".join(TK.sentence(k, a) for k, a in analysis.items())
+
+
+def test_plot_without_axes_makes_a_row_of_two_panels_per_model():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig = TK.plot({"A": {"level": None}, "B": {"level": None}})
+    assert len(fig.axes) == 4 and list(fig.get_size_inches()) == [10, 6.4]
+    assert fig.axes[0].get_title() == "A: not separable" and fig.axes[2].get_title() == "B: not separable"
+    plt.close(fig)

@@ -44,14 +44,17 @@ def sample_count(run: Run, sizes: dict) -> int:
     return int(min(sizes["max"], 32 * math.ceil(wanted / 32)))
 
 
-def cached_scores(run: Run, n: int, seed: int = 0, windows=WINDOWS) -> dict:
-    """Both detectors' scores of n samples of the run's last checkpoint, cached in the run folder.
+def cached_scores(run: Run, n: int, seed: int = 0, windows=WINDOWS, sampler: str | None = None,
+                  num_steps: int | None = -1) -> dict:
+    """Both detectors' scores of n samples of the run's last checkpoint, cached in the run folder; by default with
+    the run's own evaluation sampler (`sampler`, `num_steps`: another one, None steps meaning all T).
 
     Returns {"labels": (n,), "timesteps": [...], detector: {K: (n,)}} (see `ldrkit.probes.detectors.detector_scores`).
     """
     ev = run.config["eval"]
     params = {"n": int(n), "seed": int(seed), "windows": [int(k) for k in windows],
-              "sampler": ev.get("sampler", "ddpm"), "num_steps": ev.get("sample_steps")}
+              "sampler": sampler or ev.get("sampler", "ddpm"),
+              "num_steps": ev.get("sample_steps") if num_steps == -1 else num_steps}
 
     def compute(model, step: int) -> dict:
         setup = run.setup
@@ -194,6 +197,38 @@ def plot_rocs(results: dict[str, dict], windows: dict[str, int]):
             ax.text(0.5, 0.3, "too few samples\nof a class", ha="center", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# --- Aithal et al.'s own protocol --------------------------------------------------------------------------
+
+PAPER_PROTOCOL = {"sampler": "ddpm", "num_steps": None, "window": 10}
+"""Aithal et al.'s detector as they run it: ancestral DDPM on all T steps, the variance of the predicted x0 over the
+last 10 of them."""
+
+
+def protocol_scores(run: Run, n: int, seed: int = 0) -> dict:
+    """`cached_scores` under PAPER_PROTOCOL (one window)."""
+    return cached_scores(run, n, seed, windows=(PAPER_PROTOCOL["window"],), sampler=PAPER_PROTOCOL["sampler"],
+                         num_steps=PAPER_PROTOCOL["num_steps"])
+
+
+def protocol_rows(results: dict[str, dict]) -> list[dict]:
+    """Per grammar, Aithal et al.'s x0 variance under their protocol: against hallucinations (hallucinated vs valid
+    legible samples) and its positive control, the failure it was built for (illegible vs valid legible samples),
+    each with its AUROC, bootstrap interval and verdict; a detector that misses its own control says nothing."""
+    rows, k = [], PAPER_PROTOCOL["window"]
+    for grammar, scores in results.items():
+        labels, score = np.asarray(scores["labels"]), np.asarray(scores["aithal"][k], dtype=float)
+        ok = np.isfinite(score)
+        valid = score[ok & np.isin(labels, VALID)]
+        for task, positive in (("hallucinated vs valid", "hallucination"), ("illegible vs valid (control)", "invalid")):
+            pos = score[ok & (labels == positive)]
+            enough = min(len(pos), len(valid)) >= MIN_CLASS
+            low, high = auroc_interval(pos, valid) if enough else (math.nan, math.nan)
+            rows.append({"grammar": grammar, "task": task, "positives": len(pos), "valid": len(valid),
+                         "AUROC": auroc(pos, valid) if enough else math.nan, "low": low, "high": high,
+                         "verdict": verdict(low, high)})
+    return rows
 
 
 # --- the chapter's comparison --------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 rule where independent symbols would?
 
 For each model the evaluation its chapter reports is read in every seed: the last one for the parity models (the
-rule at chance at the end of training), the hallucination phase for Dyck and Quarter-digits (the evaluation with the
-most hallucinated samples, `quarter_digits.phase_step`: a maximum over evaluations, so it leans high). Its share of legible
+rule at chance at the end of training), the hallucination phase for Dyck and Quarter-digits (`phases.run_phase`: the first evaluation with at
+least half the samples legible and the rule at chance, else the first legible one, else the most legible). Its share of legible
 samples that break the rule is set against the exact share for independent symbols drawn with the training set's
 per-position frequencies (`categories.chance_breaking`): per seed, as the mean over seeds with its standard error
 (`estimates.seed_mean`: the seeds' spread or the binomial error, whichever is larger), and pooled over the seeds' legible
@@ -17,8 +17,7 @@ from ..probes.estimates import seed_mean, wilson
 from ..runs.request import get_run
 from ..runs.run import Run
 from ..systems.categories import broken_among_legible, legible
-from .phases import chance_breaking
-from .quarter_digits import phase_step
+from .phases import chance_breaking, run_phase
 
 MODELS = {"parity L=16 UNet": "parity-parens-L16-unet", "parity L=16 DiT": "parity-parens-L16-dit",
           "parity L=16 MLP": "parity-mlp-L16", "Dyck UNet": "dyck-parens-unet", "Dyck DiT": "dyck-parens-dit",
@@ -51,7 +50,7 @@ def seed_runs(labels, profile: str, seed: int = 0) -> dict[str, list[Run]]:
 
 def read_point(run: Run) -> dict:
     """The evaluation the chapter reports: the last for the parity models, else the hallucination phase."""
-    return run.final if run.metrics["experiment"] in AT_THE_END else phase_step(run.evaluations)
+    return run.final if run.metrics["experiment"] in AT_THE_END else run_phase(run)["record"]
 
 
 def seed_record(run: Run) -> dict:

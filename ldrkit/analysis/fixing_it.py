@@ -13,6 +13,8 @@ cached in the run folder). The verdicts' thresholds are the constants below.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..denoisers.oracles import build_oracle
@@ -22,8 +24,8 @@ from ..runs.pipeline import coupling_record, symbol_record
 from ..runs.request import get_run
 from ..runs.run import Run
 from ..systems.categories import fractions
-from .phases import final_record
-from .quarter_digits import held_out_share
+from .phases import chance_breaking, final_record
+from .quarter_digits import gallery, held_out_share
 
 HALVES = 0.5            # "halves": the remedy's mean hallucination share of legible <= HALVES x the baseline's
 INVALID_MAX = 0.2       # ... with mean invalid below this (the remedy must not buy validity with illegibility)
@@ -82,6 +84,29 @@ def load_arms(pair: dict, profile: str, seeds, baseline_seeds=None, label: str =
             "symbols, autoregressive prior" + label: [final_record(r) for r in runs["symbols"]],
             "symbols, training sequences as prior" + label: [resampled_with_training_prior(r) for r in runs["symbols"]]}
     return arms, runs
+
+
+class Comparison(NamedTuple):
+    """One grammar's remedy against its baseline (`compare`)."""
+
+    arms: dict[str, list[dict]]
+    runs: dict[str, list[Run]]
+    heldout: float
+    chance: float
+    rows: list[dict]
+
+
+def compare(pair: dict, profile: str, seeds) -> Comparison:
+    """`load_arms` of a baseline/symbols pair and their `comparison` rows, with the held-out share and the chance of
+    breaking the rule read from the first symbol-conditioned run."""
+    arms, runs = load_arms(pair, profile, seeds)
+    heldout, chance = heldout_share(runs["symbols"][0]), chance_breaking(runs["symbols"][0])
+    return Comparison(arms, runs, heldout, chance, comparison(arms, heldout, chance))
+
+
+def last_gallery(run: Run, label: str):
+    """`quarter_digits.gallery` of the run's last stored samples."""
+    return gallery(run, run.sample_steps()[-1], label)
 
 
 def _shares(final: dict) -> dict:
@@ -223,3 +248,18 @@ def summary(rows: list[dict], heldout: float, grammar: str) -> str:
         parts.append(f"*{row['arm']}*: {_pm(row['hallucination_share'], row['hallucination_share_se'])} "
                      f"(invalid {row['invalid']:.3f}{_seeds_unless(row, base)}), so it {bar}; {extra}.")
     return " ".join(parts)
+
+
+def prose_values(quarter: Comparison, ema_rows: list[dict], parens_rows: list[dict]) -> dict:
+    """What the chapter's prose cites, by glue name: the thresholds, the Quarter-digits held-out share and chance,
+    the invalid shares of the symbol-conditioned arms with and without averaging, the averaged baseline's
+    hallucination share, and how faithful and valid the parity-parentheses remedy is (rows: baseline, symbols, ...)."""
+    ema = {r["arm"]: r for r in ema_rows}
+    return {"halves_at": HALVES, "invalid_max": INVALID_MAX, "generalises_at": GENERALISES, "memorises_at": MEMORISES,
+            "at_chance": AT_CHANCE,
+            "heldout_share": round(quarter.heldout, 3), "chance_quarter": round(quarter.chance, 3),
+            "symbols_invalid": f"{quarter.rows[1]['invalid']:.2f}",
+            "symbols_ema_invalid": f"{ema['symbols, autoregressive prior (EMA)']['invalid']:.2f}",
+            "baseline_ema_share": f"{ema['baseline (EMA)']['hallucination_share']:.2f}",
+            "parens_faithful": f"{parens_rows[1]['faithful']:.2f}",
+            "parens_prior_valid": f"{parens_rows[1]['prior_valid']:.2f}"}

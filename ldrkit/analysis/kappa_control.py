@@ -12,7 +12,8 @@ steps and evaluations on two grammars, kappa in each grammar's own calibrated un
 so that independent symbols score 0 (`above_chance`). A measure of training time rises in both; a measure of the
 rule stays flat where nothing is learned and rises with rule-following where something is (`cross_verdict`).
 
-Pure arithmetic on recorded metrics (scipy for the statistics); the runs come from `ldrkit.runs.request`.
+Pure arithmetic on recorded metrics (scipy for the statistics); the runs come from `ldrkit.runs.request`
+(`seed_runs`).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import math
 import numpy as np
 from scipy import stats
 
+from ..runs.request import get_run
 from ..runs.run import Run
 from .phases import chance_breaking
 
@@ -28,6 +30,12 @@ SIGNIFICANCE = 0.05  # a correlation "holds" when its two-sided p-value is below
 TIME_SHARE = 0.25    # the negative control: a rise of kappa over training in the run that never learns its rule counts
                      # as training time when it is at least this share of the rise in the run that learns (a measure
                      # of training time rises alike in both; a trend of a thousandth of the learner's is not one)
+
+
+def seed_runs(names: dict[str, str], profile: str, seeds) -> dict[str, dict[int, Run]]:
+    """{label: {seed: Run}} for every {label: experiment name} at every seed (reused, restored or trained), the shape
+    `grammar_rows` and `kappa_transition.analyse` read."""
+    return {label: {s: get_run(name, profile, s, progress=False) for s in seeds} for label, name in names.items()}
 
 
 def rule_following(categories: dict) -> float:
@@ -148,12 +156,30 @@ def control_rows(result: dict) -> list[dict]:
 RULE_AXES = {"rule": ("valid / legible", "rule-following"), "in_dataset": ("in-dataset / legible", "memorisation")}
 
 
-def plot_control(rows: list[dict], level: str | None, ax_kappa, ax_rule, rule_key: str = "rule") -> None:
+def _panels(ax_kappa, ax_rule):
+    """(None, the axes given), or (a new 9 x 3.4 in figure of two panels, its axes) when none are given."""
+    if ax_kappa is not None:
+        return None, ax_kappa, ax_rule
+    import matplotlib.pyplot as plt
+
+    fig, (ax_kappa, ax_rule) = plt.subplots(1, 2, figsize=(9, 3.4))
+    return fig, ax_kappa, ax_rule
+
+
+def _finish(fig):
+    if fig is not None:
+        fig.tight_layout()
+    return fig
+
+
+def plot_control(rows: list[dict], level: str | None, ax_kappa=None, ax_rule=None, rule_key: str = "rule"):
     """kappa (± s.e.) per seed over training on `ax_kappa` (the ruler's 0 and 1 drawn), `rule_key` (rule-following
-    or the in-dataset share of legible samples) on `ax_rule`."""
+    or the in-dataset share of legible samples) on `ax_rule`; without axes, on a new two-panel figure (returned)."""
+    fig, ax_kappa, ax_rule = _panels(ax_kappa, ax_rule)
     _plot_series(rows, lambda r: f"seed {r['seed']}", rule_key, level, ax_kappa, ax_rule)
     ylabel, title = RULE_AXES[rule_key]
     ax_rule.set(ylabel=ylabel, title=title)
+    return _finish(fig)
 
 
 def _plot_series(rows: list[dict], label, rule_key: str, level: str | None, ax_kappa, ax_rule,
@@ -256,6 +282,33 @@ def cross_rows(result: dict) -> list[dict]:
             row("both: κ with rule-following above chance at a fixed step", result["pooled"]["partial"])]
 
 
+def control_values(runs: dict[int, Run], rows: list[dict], result: dict, level: str | None) -> dict:
+    """What the prose cites about a seed control (`control` of `kappa_rows` at `level`), by glue name: noised inputs
+    per level, seeds, level, verdict, rule-following at the first and last step, the fixed-step interval."""
+    first, last = rule_span(rows)
+    partial = result["partial"]
+    return {"control_inputs": next(iter(runs.values())).config["eval"]["coupling_samples"],
+            "control_seeds": ", ".join(map(str, runs)), "control_level": level or "none",
+            "control_verdict": verdict(result),
+            "control_rule_first": f"{first:.2f}", "control_rule_last": f"{last:.2f}",
+            "control_fixed_interval": f"[{partial['low']:.2f}, {partial['high']:.2f}]"}
+
+
+def cross_values(prefix: str, runs: dict[str, dict[int, Run]], rows: list[dict], result: dict, level: str) -> dict:
+    """What the prose cites about a negative control (`cross_grammar` of `grammar_rows` of `runs`), by glue name
+    PREFIX_KEY: noised inputs, level, seeds, verdict, separable evaluations, kappa's fitted rise and the last
+    rule-following above chance of each run (_never, _learner), the learner's fixed-step correlation (_fixed_r, _p)."""
+    seeds = next(iter(runs.values()))
+    partial = result["learner_partial"]
+    values = {"inputs": next(iter(seeds.values())).config["eval"]["coupling_samples"], "level": level,
+              "seeds": ", ".join(map(str, seeds)), "verdict": cross_verdict(result), "evaluations": len(rows),
+              "fixed_r": f"{partial['r']:.2f}", "fixed_p": f"{partial['p']:.2g}"}
+    for key in ("never", "learner"):
+        values[f"rise_{key}"] = f"{result['trend'][result[key]]['rise']:.3g}"
+        values[f"rule_last_{key}"] = f"{result['rule_span'][result[key]][1]:.2f}"
+    return {f"{prefix}_{key}": value for key, value in values.items()}
+
+
 REFERENCES = ("memoriser", "linear")  # the exact denoisers placed on each grammar's ruler beside the network
 LABEL_MIN = 0.02  # plot_cross labels a reference level only this far from 0
 
@@ -284,9 +337,11 @@ def reference_line(ax, name: str, value: float, label: str | None = None) -> Non
     ax.axhline(value, color="grey", lw=0.9, ls=REFERENCE_STYLES.get(name, ":"), label=label)
 
 
-def plot_cross(rows: list[dict], level: str | None, ax_kappa, ax_rule, references: dict | None = None) -> None:
+def plot_cross(rows: list[dict], level: str | None, ax_kappa=None, ax_rule=None, references: dict | None = None):
     """kappa (± s.e.) and rule-following above chance over training, one series per grammar and seed; with
-    `references` (`oracle_references`), each grammar's memoriser and linear denoiser as dotted levels."""
+    `references` (`oracle_references`), each grammar's memoriser and linear denoiser as dotted levels. Without axes,
+    on a new two-panel figure (returned)."""
+    fig, ax_kappa, ax_rule = _panels(ax_kappa, ax_rule)
     for grammar, refs in (references or {}).items():
         for name, (value, _se) in refs.items():
             reference_line(ax_kappa, name, value)
@@ -297,3 +352,4 @@ def plot_cross(rows: list[dict], level: str | None, ax_kappa, ax_rule, reference
     _plot_series(rows, lambda r: f"{r['grammar']}, seed {r['seed']}", "above chance", level, ax_kappa, ax_rule,
                  ruled=("kappa", "rule"))
     ax_rule.set(ylabel="(valid/legible − chance) / (1 − chance)", title="rule-following above chance")
+    return _finish(fig)

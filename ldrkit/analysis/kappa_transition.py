@@ -146,9 +146,29 @@ def sentence(label: str, a: dict) -> str:
     return text
 
 
-def plot(analysis: dict[str, dict], axes) -> None:
+def prose_values(analysis: dict[str, dict], runs_by_model: dict[str, dict[int, Run]]) -> tuple[dict, dict]:
+    """What the chapter's prose cites about the transitions, by glue name: (values: noised inputs per evaluation,
+    the memoriser floor; Markdown: each model's transition, memorisation test and fixed-step reading)."""
+    first = next(iter(next(iter(runs_by_model.values())).values()))
+    values = {"kappa_inputs": first.config["eval"]["coupling_samples"], "kappa_floor": MEMORISER_FLOOR}
+    tests = (f"{label}: {memorisation_test(a['transition'])}" if a["level"] else f"{label}: not separable"
+             for label, a in analysis.items())
+    markdown = {"kappa_transitions": "; ".join(sentence(label, a) for label, a in analysis.items()),
+                "kappa_tests": "; ".join(tests),
+                "kappa_controls": "; ".join(f"{label}: {fixed_step_reading(a)}" for label, a in analysis.items())}
+    return values, markdown
+
+
+def plot(analysis: dict[str, dict], axes=None):
     """One row of axes per model: kappa ± s.e. per seed over training with the memoriser (dotted) and the linear
-    denoiser (dash-dot) as levels, and the in-dataset share of legible samples."""
+    denoiser (dash-dot) as levels, and the in-dataset share of legible samples. Without axes, on a new figure of
+    3.2 in per model (returned)."""
+    fig = None
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(len(analysis), 2, figsize=(10, 3.2 * len(analysis)), constrained_layout=True,
+                                 squeeze=False)
     for (label, a), (ax_k, ax_r) in zip(analysis.items(), axes):
         if a["level"] is None:
             ax_k.set_title(f"{label}: not separable")
@@ -159,3 +179,4 @@ def plot(analysis: dict[str, dict], axes) -> None:
         ax_k.set_title(f"{label}: κ (0 product, 1 rule)", fontsize=9)
         ax_r.set_title(f"{label}: memorisation", fontsize=9)
         ax_k.legend(fontsize=7)
+    return fig

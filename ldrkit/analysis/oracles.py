@@ -54,13 +54,14 @@ def _nan(value):
 # --- LDR beside the oracles ------------------------------------------------------------------------------
 
 def ldr_beside_oracles(run: Run, n: int, seed: int = 0, step: int | None = None, label: str = NETWORK,
-                       levels=LDR_LEVELS, oracles=ORACLES) -> dict:
+                       levels=LDR_LEVELS, oracles=ORACLES, method: str = "exact", probes: int = 32) -> dict:
     """The LDR of the run's checkpoint (the last by default) and of its exact denoisers on the same noised inputs.
 
     The region is the run's `eval.ldr_position` cell; inputs are n noised training signals per level (seeded).
     Returns {"eps": {name: {level: mean}}, "x0": {...}, "eps_sem": {...}, "x0_sem": {...}}, the network
     under `label` and each oracle under its name. An LDR is NaN where it is 0/0 (an exact denoiser whose
-    posterior sits on one point at low noise). Cached in RUN/ldr_beside_oracles.json.
+    posterior sits on one point at low noise). `method="estimate"` uses `probes` random probes per input (the
+    estimator's error is in the s.e.). Cached in RUN/ldr_beside_oracles.json.
     """
     setup = run.setup
     region = setup.renderer.region(run.config["eval"]["ldr_position"])
@@ -70,15 +71,46 @@ def ldr_beside_oracles(run: Run, n: int, seed: int = 0, step: int | None = None,
         for name in (NETWORK, *oracles):
             den = model if name == NETWORK else build_oracle(setup, name)
             table, sems = ldr_probe.ldr_levels(den, setup.schedule, region, setup.train_data, levels=levels,
-                                               n=n, seed=seed, with_sem=True)
+                                               n=n, seed=seed, with_sem=True, method=method, probes=probes)
             for o in ("eps", "x0"):
                 out[o][name], out[f"{o}_sem"][name] = table[o], sems[o]
         return out
 
-    params = {"n": n, "seed": seed, "levels": list(levels), "oracles": list(oracles)}
+    params = {"n": n, "seed": seed, "levels": list(levels), "oracles": list(oracles),
+              **({} if method == "exact" else {"method": method, "probes": probes})}
     row = _nan(run.cached("ldr_beside_oracles", params, [_final_step(run, step)], compute)[0])
     return {k: {(label if name == NETWORK else name): v for name, v in row[k].items()}
             for k in ("eps", "x0", "eps_sem", "x0_sem")}
+
+
+def own_oracles(run: Run) -> tuple[str, ...]:
+    """The exact denoisers of a run's own data (a Chinese character is one cell: no product of marginals)."""
+    return ("rule", "memoriser") if run.config["grammar"]["name"] == "chinese-chars" else ORACLES
+
+
+def ldr_beside_own_oracles(run: Run, n: int, seed: int = 0, step: int | None = None) -> dict:
+    """`ldr_beside_oracles` at the run's own LDR levels and with its own LDR method (exact rows, or the estimator
+    where the region is large), beside the exact denoisers of its own data: the reference every chapter and the
+    figure index read a network's locality against (one cache per run and checkpoint)."""
+    ev = run.config["eval"]
+    return ldr_beside_oracles(run, n, seed, step=step, levels=tuple(ev.get("ldr_levels", LDR_LEVELS)),
+                              oracles=own_oracles(run), method=ev.get("ldr_method", "exact"),
+                              probes=ev.get("ldr_probes", 32))
+
+
+ORACLE_SPREAD = 0.05  # the exact denoisers' LDRs at a level must span more than this for the level to tell them apart
+
+
+def discriminating_levels(result: dict, output: str, oracles=ORACLES) -> list[str]:
+    """Levels of an `ldr_beside_oracles` result where the exact denoisers' (finite) LDRs span more than
+    ORACLE_SPREAD: only there can a network's LDR be read as more or less local than the truth."""
+    names = [w for w in oracles if w in result[output]]
+    levels = []
+    for level in result[output][names[0]]:
+        values = [result[output][w][level] for w in names if math.isfinite(result[output][w][level])]
+        if len(values) > 1 and max(values) - min(values) > ORACLE_SPREAD:
+            levels.append(level)
+    return levels
 
 
 def locality_against_rule(result: dict, label: str = NETWORK, rule: str = "rule", output: str = "x0",

@@ -23,7 +23,8 @@ from ..spec.registry import ORACLES, get_experiment
 from ..systems.categories import broken_among_legible, in_dataset_among_legible, legible
 from ..systems.grammars import Dyck, Parity
 from ..systems.registry import build_grammar, build_renderer
-from .phases import LEGIBLE_PHASE, chance_breaking, first_legible_step, rule_breaking_peak
+from .oracles import NETWORK, discriminating_levels, ldr_beside_own_oracles, locality_against_rule
+from .phases import LEGIBLE_PHASE, PHASE, chance_breaking, first_legible_step, rule_breaking_peak, run_phase
 from .plots import CATEGORY_COLORS, plot_categories, plot_ldr_over_training
 
 # --- the runs -----------------------------------------------------------------------------------------
@@ -256,13 +257,31 @@ def ldr_rows(runs: dict) -> list[dict]:
             for name, run in runs.items() for key in ("ldr", "ldr_x0")]
 
 
+def own_ldr_rows(runs: dict, n: int, seed: int = 0) -> list[dict]:
+    """Per run (and, for the Dyck runs, at the phase checkpoint too): the x0-LDR of the probed cell ± s.e. beside the
+    exact rule, product and memoriser denoisers of its own data on the same noised inputs
+    (`oracles.ldr_beside_own_oracles`, cached), at the levels where those differ, and whether the network is more or
+    less local than the rule there (`oracles.locality_against_rule`)."""
+    rows = []
+    for name, run in runs.items():
+        steps = ([run_phase(run)["record"]["step"]] if name in DYCK_RUNS else []) + [run.steps()[-1]]
+        for step in dict.fromkeys(steps):
+            result = ldr_beside_own_oracles(run, n, seed, step=step)
+            local = locality_against_rule(result)
+            for level in discriminating_levels(result, "x0"):
+                x0, se = result["x0"], result["x0_sem"]
+                rows.append({"run": name, "step": step, "√ᾱ": level,
+                             "network": f"{x0[NETWORK][level]:.3f} ± {se[NETWORK][level]:.3f}",
+                             **{w: f"{x0[w][level]:.3f}" for w in ORACLES if w in x0},
+                             "against the rule": local[level]})
+    return rows
+
+
 # --- saliency (Figs. 15 and 17) ------------------------------------------------------------------------
 def saliency_step(run) -> int:
-    """The hallucination-phase checkpoint: the evaluation after step 0 where the largest share of legible
-    samples broke the rule; the first evaluation after step 0 when none had legible samples."""
-    later = [e for e in run.evaluations if e["step"] > 0]
-    peak = rule_breaking_peak(later)
-    return peak["step"] if not math.isnan(broken_among_legible(peak)) else later[0]["step"]
+    """The hallucination-phase checkpoint (`phases.run_phase`: the first evaluation with half the samples legible and
+    the rule at chance, else the first legible, else the most legible one)."""
+    return run_phase(run)["record"]["step"]
 
 
 def saliency_maps(run, seed: int, level: float = SALIENCY_LEVEL, steps: list[int] | None = None) -> list[dict]:
@@ -409,11 +428,12 @@ def memorisation_summary(run) -> dict:
             "train_size": len(run.setup.split.train), "verdict": memorisation_verdict(share, independent)}
 
 
-def dyck_verdict(peak_broken: float, last_broken: float, chance: float, ldr_first: float, ldr_last: float) -> str:
-    """The paper (Fig. 16): a hallucination phase (legible samples break the rule at least as often as
-    independent symbols would, `chance`), then the rule is learned (at most DYCK_LEARNED of legible samples
-    break it) while the x0-LDR falls. Partly: a phase, and a fall of at least DYCK_DROP from the peak."""
-    if not peak_broken >= chance:
+def dyck_verdict(phase: bool, peak_broken: float, last_broken: float, ldr_first: float, ldr_last: float) -> str:
+    """The paper (Fig. 16): a hallucination phase (`phase`: an evaluation with half the samples legible and the
+    rule at chance, `phases.at_chance`), then the rule is learned (at most DYCK_LEARNED of legible samples break
+    it) while the x0-LDR falls from the phase to the end. Partly: a phase, and rule-breaking falling by at least
+    DYCK_DROP from its peak (`peak_broken`, read at evaluations with half the samples legible)."""
+    if not phase:
         return "not reproduced: no hallucination phase"
     if last_broken <= DYCK_LEARNED and ldr_last < ldr_first:
         return "reproduced: hallucination phase, then the rule learned as the LDR falls"
@@ -425,19 +445,19 @@ def dyck_verdict(peak_broken: float, last_broken: float, chance: float, ldr_firs
 def dyck_summary(run, level: str = "0.9") -> dict:
     """The rule-breaking peak and the end, the x0-LDR at `level` from the first evaluation with legible samples
     to the last, its correlation with the rule-breaking share over evaluations, and the verdict."""
-    ev, f = run.evaluations, run.final
+    ev, f, n = run.evaluations, run.final, run.config["eval"]["num_samples"]
     ok = [e for e in ev if not math.isnan(broken_among_legible(e))]
-    peak, chance = rule_breaking_peak(ev), chance_breaking(run)
+    reading, peak, chance = run_phase(run), rule_breaking_peak(ev, n), chance_breaking(run)
     broken, x0 = [broken_among_legible(e) for e in ok], [e["ldr_x0"][level] for e in ok]
     corr = float(np.corrcoef(broken, x0)[0, 1]) if len(ok) > 2 else math.nan
-    summary = {"peak_step": peak["step"], "peak_broken": broken_among_legible(peak), "chance": chance,
+    summary = {"phase_step": reading["record"]["step"], "peak_step": peak["step"],
+               "peak_broken": broken_among_legible(peak), "chance": chance,
                "broken_last": broken_among_legible(f), "valid_last": f["categories"]["in_dataset"]
                + f["categories"]["extrapolation"], "in_dataset": f["categories"]["in_dataset"],
-               "extrapolation": f["categories"]["extrapolation"], "ldr_x0_first": x0[0] if ok else math.nan,
+               "extrapolation": f["categories"]["extrapolation"], "ldr_x0_first": reading["record"]["ldr_x0"][level],
                "ldr_x0_last": f["ldr_x0"][level], "correlation": corr}
-    summary["verdict"] = (dyck_verdict(summary["peak_broken"], summary["broken_last"], chance,
-                                       summary["ldr_x0_first"], summary["ldr_x0_last"]) if ok
-                          else "not reached: no legible samples")
+    summary["verdict"] = dyck_verdict(reading["kind"] == PHASE, summary["peak_broken"], summary["broken_last"],
+                                      summary["ldr_x0_first"], summary["ldr_x0_last"])
     return summary
 
 
@@ -449,7 +469,7 @@ LABELS = {"legible_first": "legible, first", "legible_last": "legible, last",
           "in_dataset_among_legible": "in-dataset among legible", "hallucination_last": "hallucination, last",
           "independent_in_dataset": "same, independent symbols", "train_size": "training sequences",
           "peak_step": "peak step", "peak_broken": "breaks rule (legible), peak", "chance": "independent symbols",
-          "valid_last": "valid, last", "ldr_x0_first": "x0-LDR √ᾱ=0.9, first legible",
+          "valid_last": "valid, last", "ldr_x0_first": "x0-LDR √ᾱ=0.9, phase", "phase_step": "phase step",
           "ldr_x0_last": "x0-LDR √ᾱ=0.9, last", "correlation": "corr(breaks rule, x0-LDR)"}
 
 

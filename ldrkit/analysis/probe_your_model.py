@@ -4,7 +4,6 @@ probed under two prompts; and what the probe costs, measured here and on a UNet2
 CIFAR-10 model (35.7M parameters)."""
 from __future__ import annotations
 
-import platform
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel, UNet2DModel
 
+from ..denoisers.device import cpu_name
 from ..probes.any_model import ProbeResult, probe
 
 # `measure_cost(cifar_size_unet(), region=(0, 0, 8, 8), n_exact=2, n_estimate=4)`, run once on one thread of the
@@ -83,18 +83,14 @@ def measure_cost(net: torch.nn.Module, region=(0, 0, 8, 8), n_exact: int = 1, n_
             "estimate_s_per_input": estimate / n_estimate, "probes": probes}
 
 
-def cpu_name() -> str:
-    """The CPU's model name (Linux's /proc/cpuinfo), else what `platform` knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-             if line.startswith("model name")] if cpuinfo.exists() else []
-    return names[0] if names else platform.processor() or platform.machine()
+def _pm(res) -> str:
+    """mean ± s.e., the mean alone where one input gives no standard error."""
+    return f"{res.mean:.3f} ± {res.sem:.3f}" if res.sem == res.sem else f"{res.mean:.3f}"
 
 
 def ldr_rows(result: ProbeResult, labels: list[str], key: str = "region") -> list[dict]:
     """One row per region and output of a probe: "mean ± s.e." of the LDR at each level."""
-    return [{key: label, "output": o, **{f"√ᾱ={lv.level:g}": f"{lv.ldr[r][o].mean:.3f} ± {lv.ldr[r][o].sem:.3f}"
-                                          for lv in result.levels}}
+    return [{key: label, "output": o, **{f"√ᾱ={lv.level:g}": _pm(lv.ldr[r][o]) for lv in result.levels}}
             for r, label in enumerate(labels) for o in result.outputs]
 
 

@@ -20,14 +20,12 @@ from ..runs.run import Run
 from ..spec.hashing import LDR_LEVELS
 from ..spec.registry import ORACLES
 from ..systems.categories import CATEGORIES, broken_among_legible, legible
+from .oracles import NETWORK, ldr_beside_own_oracles
 from .overtraining import oracle_distance_over_training
-from .phases import independent_valid_probability
+from .phases import PHASE, independent_valid_probability, run_phase
 from .plots import CATEGORY_COLORS, plot_categories, plot_ldr_levels, plot_ldr_over_training
 
 # --- verdict thresholds ------------------------------------------------------------------------------
-PHASE_LEGIBLE = 0.5          # hallucination phase "reproduced": at least this share of samples legible ...
-PHASE_PARTLY_LEGIBLE = 0.1   # ... "partly reproduced": at least this share legible ...
-PHASE_BREAKS = 0.5           # ... and more than this share of the legible samples break the rule
 MEMORISED = 0.5              # "escaped to memorisation": more than this share of the final samples in-dataset
 HALLUCINATING = 0.2          # a model hallucinates at the end: at least this share hallucinated, more than obey
 CLOSEST_Z = 3.0              # an oracle is the closest when it beats the runner-up by more than this many s.e.
@@ -128,9 +126,10 @@ def plot_categories_ldr(runs: dict[str, Run]):
     return fig
 
 
-def phase_step(evaluations: list[dict]) -> dict:
-    """The hallucination phase: the evaluation with the largest hallucination share of all samples."""
-    return max(evaluations, key=lambda e: e["categories"]["hallucination"])
+def phase_step(run: Run) -> dict:
+    """The evaluation the first act is read at (`phases.run_phase`: the first with the symbols legible and the rule
+    at chance, else the first legible, else the most legible)."""
+    return run_phase(run)["record"]
 
 
 def evaluation_rows(runs: dict[str, Run]) -> list[dict]:
@@ -172,7 +171,7 @@ def extrapolation_rows(runs: dict[str, Run]) -> list[dict]:
     95% Wilson interval, and their share among the rule-obeying samples."""
     rows = []
     for label, run in runs.items():
-        for which, step in (("hallucination phase", phase_step(run.evaluations)["step"]), ("final", run.final["step"])):
+        for which, step in (("hallucination phase", phase_step(run)["step"]), ("final", run.final["step"])):
             cats = run.setup.categorize(run.samples(step))
             k, n = int(np.sum(cats == "extrapolation")), len(cats)
             valid = int(np.sum(np.isin(cats, ["extrapolation", "in_dataset"])))
@@ -241,7 +240,7 @@ def oracle_category_rows(oracle_runs: dict[str, Run], expected: dict, runs: dict
         rows.append({"denoiser": f"{w} oracle", **c, **{f"{k} expected": e[k] for k in
                      ("hallucination", "in_dataset", "extrapolation")}, "OCR misreads of the clean support": e["misread"]})
     for label, run in runs.items():
-        for which, e in (("hallucination phase", phase_step(run.evaluations)), ("final", run.final)):
+        for which, e in (("hallucination phase", phase_step(run)), ("final", run.final)):
             rows.append({"denoiser": f"{label}, {which} (step {e['step']})", **e["categories"]})
     return rows
 
@@ -313,39 +312,21 @@ def paired_rows(runs: dict[str, Run], oracles: dict, levels, n: int, seed: int =
 
 # --- the LDR of the truth -------------------------------------------------------------------------------------
 
-def final_ldr(run: Run, n: int, seed: int = 0, levels=LDR_LEVELS) -> dict:
-    """LDR of the run's probed region at its last checkpoint, eps and x0 outputs, per level, with standard errors:
-    {"eps": {level: mean}, "x0": ..., "eps_sem": ..., "x0_sem": ...}; cached in the run folder
-    (`Run.cached("final_ldr", ...)`, keyed by n, seed, levels and the checkpoint's digest)."""
-    setup = run.setup
-    region = setup.renderer.region(run.config["eval"]["ldr_position"])
-
-    def compute(model, step: int) -> dict:
-        table, sems = ldr_probe.ldr_levels(model, setup.schedule, region, setup.train_data, levels=levels, n=n,
-                                           seed=seed, with_sem=True)
-        return {**table, **{f"{o}_sem": v for o, v in sems.items()}}
-
-    params = {"n": int(n), "seed": int(seed), "levels": [float(v) for v in levels]}
-    return run.cached("final_ldr", params, [run.steps()[-1]], compute)[0]
-
-
-def denoiser_ldr(networks: dict[str, Run], oracles: dict, setup, n: int, seed: int = 0):
-    """LDR of the top-left quarter, eps and x0 outputs, per level, for the networks' last checkpoints (`final_ldr`,
-    cached) and the oracles (computed), on the same n noised training inputs per level.
+def denoiser_ldr(networks: dict[str, Run], n: int, seed: int = 0):
+    """LDR of the top-left quarter, eps and x0 outputs, per level, for the networks' last checkpoints beside the exact
+    denoisers of their data, on the same n noised training inputs per level (`oracles.ldr_beside_own_oracles`,
+    cached in each run folder; the oracles are shown once, from the first network's inputs).
 
     Returns (tables, sems): {"eps"|"x0": {name: {level: value}}}.
     """
     tables, sems = {"eps": {}, "x0": {}}, {"eps": {}, "x0": {}}
-    for label, run in networks.items():
-        last = final_ldr(run, n=n, seed=seed)
-        for o in tables:
-            tables[o][label], sems[o][label] = last[o], last[f"{o}_sem"]
-    region = setup.renderer.region(0)
-    for w, oracle in oracles.items():
-        tab, sem = ldr_probe.ldr_levels(oracle, setup.schedule, region, setup.train_data, n=n, seed=seed,
-                                        with_sem=True)
-        for o in tables:
-            tables[o][f"{w} oracle"], sems[o][f"{w} oracle"] = tab[o], sem[o]
+    for k, (label, run) in enumerate(networks.items()):
+        result = ldr_beside_own_oracles(run, n, seed)
+        for name in result["x0"]:
+            if name == NETWORK or k == 0:
+                shown = label if name == NETWORK else f"{name} oracle"
+                for o in tables:
+                    tables[o][shown], sems[o][shown] = result[o][name], result[f"{o}_sem"][name]
     return tables, sems
 
 
@@ -513,15 +494,11 @@ def product_account(closest: dict[tuple[str, str], str], runs: dict[str, Run]) -
     return {"verdict": verdict, "models": ", ".join(models) or "none", "pairs": pairs, **counts}
 
 
-def phase_verdict(record: dict) -> str:
-    """Whether the hallucination phase reproduced at this evaluation: "reproduced" (at least PHASE_LEGIBLE legible
-    and more than PHASE_BREAKS of them break the rule), "partly reproduced" (the legible ones break it but only
-    PHASE_PARTLY_LEGIBLE or more are legible), or "not reproduced"."""
-    share, breaks = legible(record), broken_among_legible(record)
-    if not breaks > PHASE_BREAKS:
-        return "not reproduced"
-    return ("reproduced" if share >= PHASE_LEGIBLE else "partly reproduced" if share >= PHASE_PARTLY_LEGIBLE
-            else "not reproduced")
+def phase_verdict(reading: dict) -> str:
+    """Whether the hallucination phase reproduced (`phases.phase_reading`): "reproduced" at a phase (the symbols
+    legible, the rule at chance), else "not reproduced" with the reason."""
+    kind = reading["kind"]
+    return "reproduced" if kind == PHASE else f"not reproduced: {kind}"
 
 
 def memorised(final: dict) -> bool:
@@ -534,12 +511,13 @@ def summary_rows(runs: dict[str, Run]) -> list[dict]:
     quarter at sqrt(alpha_bar) = 0.1 at the first evaluation after step 0 and at the end."""
     rows = []
     for label, run in runs.items():
-        phase, final, ev = phase_step(run.evaluations), run.final, run.evaluations
+        reading = run_phase(run)
+        phase, final, ev = reading["record"], run.final, run.evaluations
         c = final["categories"]
         obey = c["in_dataset"] + c["extrapolation"]
         rows.append({"model": label, "phase step": phase["step"], "legible": legible(phase),
                      "hallucination": phase["categories"]["hallucination"],
-                     "breaks among legible": broken_among_legible(phase), "phase": phase_verdict(phase),
+                     "breaks among legible": broken_among_legible(phase), "phase": phase_verdict(reading),
                      "final step": final["step"], "final hallucination": c["hallucination"], "final rule-obeying": obey,
                      "final extrapolation": c["extrapolation"],
                      "extrapolation among rule-obeying": c["extrapolation"] / obey if obey else math.nan,

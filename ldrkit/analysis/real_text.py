@@ -17,14 +17,11 @@ from ..runs.run import Run
 from ..runs.setup import Setup
 from ..spec.registry import get_experiment
 from ..systems.categories import CATEGORIES, broken_among_legible, fractions, legible
-from .phases import independent_valid_probability
+from .phases import NO_SYMBOLS, PHASE, independent_valid_probability, run_phase
 from .plots import CATEGORY_COLORS, plot_categories
 
 # --- thresholds of the chapter's verdicts ----------------------------------------------------------
-PHASE_SHARE = 0.5           # the hallucination-phase checkpoint: first evaluation with this share of hallucinations
-MIN_LEGIBLE = 0.05          # an evaluation counts only with at least this share of legible samples
-PHASE_HALLUCINATION = 0.1   # "reproduced": at the peak, at least this share of all samples are hallucinations ...
-PHASE_AMONG_LEGIBLE = 0.5   # ... and at least this share of the legible ones
+MIN_LEGIBLE = 0.05          # the last legible evaluation: the last with at least this share of legible samples
 MEMORISED = 0.5             # memorisation reached: at least this share of samples in the training set
 LDR_FALL = 0.02             # the x0-LDR "fell" when the last value is below the peak's by more than this
 INDEPENDENT_WITHIN = 0.05   # misspelled share within this of an independent-letters sampler's: "as if independent"
@@ -189,11 +186,9 @@ def chance_word(setup: Setup) -> float:
     return independent_valid_probability(setup.grammar, setup.split.train)
 
 
-def phase_step(evaluations: list[dict], share: float = PHASE_SHARE) -> int:
-    """The hallucination-phase checkpoint: the first evaluation where hallucinations are at least `share`
-    of all samples, else the one with the most."""
-    first = next((e["step"] for e in evaluations if e["categories"]["hallucination"] >= share), None)
-    return first if first is not None else max(evaluations, key=lambda e: e["categories"]["hallucination"])["step"]
+def phase_step(run: Run) -> int:
+    """The hallucination-phase checkpoint (`phases.run_phase`, the book's one definition)."""
+    return run_phase(run)["record"]["step"]
 
 
 def labelled_samples(run: Run, step: int) -> tuple[torch.Tensor, np.ndarray]:
@@ -338,21 +333,16 @@ def heat_table(heat: dict[str, list[dict]]) -> list[dict]:
 
 
 # --- verdicts --------------------------------------------------------------------------------------
-def hallucination_phase(evaluations: list[dict]) -> dict:
-    """The hallucination phase of a run and its verdict.
-
-    Among evaluations with at least MIN_LEGIBLE legible samples, the peak is the one with the most
-    hallucinations; "reproduced" when there at least PHASE_HALLUCINATION of all samples and
-    PHASE_AMONG_LEGIBLE of the legible ones are hallucinations, "did not reproduce" otherwise,
-    "not reached" when no evaluation was legible enough. Returns {"verdict", "peak" (record or None)}.
-    """
-    ok = [e for e in evaluations if legible(e) >= MIN_LEGIBLE and not math.isnan(broken_among_legible(e))]
-    if not ok:
+def hallucination_phase(run: Run) -> dict:
+    """The hallucination phase of a run and its verdict (`phases.run_phase`): "reproduced" at an evaluation with half
+    the samples legible and misspellings (invented characters) at the rate of independent letters (components),
+    "did not reproduce: the rule learned" when legible samples break it significantly less, "not reached" when
+    the symbols never are legible. Returns {"verdict", "peak" (the evaluation read, or None)}."""
+    reading = run_phase(run)
+    if reading["kind"] == NO_SYMBOLS:
         return {"verdict": "not reached", "peak": None}
-    peak = max(ok, key=lambda e: e["categories"]["hallucination"])
-    reproduced = (peak["categories"]["hallucination"] >= PHASE_HALLUCINATION
-                  and broken_among_legible(peak) >= PHASE_AMONG_LEGIBLE)
-    return {"verdict": "reproduced" if reproduced else "did not reproduce", "peak": peak}
+    return {"verdict": "reproduced" if reading["kind"] == PHASE else f"did not reproduce: {reading['kind']}",
+            "peak": reading["record"]}
 
 
 def memorised(record: dict) -> bool:
@@ -382,7 +372,7 @@ def summary_rows(runs: dict[str, Run]) -> list[dict]:
     columns = {}
     for key, run in runs.items():
         ev = run.evaluations
-        phase, last = hallucination_phase(ev), ev[-1]
+        phase, last = hallucination_phase(run), ev[-1]
         peak = phase["peak"] or {}
         before, after = (peak["ldr_x0"][LEVEL], last["ldr_x0"][LEVEL]) if peak else (math.nan, math.nan)
         columns[TEXT_RUNS[key]] = {

@@ -1,28 +1,32 @@
 """The second act measured (issue 14): when a model starts reproducing its training set, how that moment
 grows with the size of the training set, and how much hallucination is left once it has.
 
-Onset: the first training step at which half of all samples are exact training combinations
-(`ONSET_SHARE`, the Quarter chapter's "memorised"), linearly interpolated between the two evaluations
-that bracket the crossing. Counting all samples (not only legible ones) keeps an early evaluation with a
-handful of legible samples from calling memorisation on a few lucky copies.
+Onset: the first training step at which half of the legible samples are exact training combinations
+(`ONSET_SHARE`, the Quarter chapter's "memorised"), linearly interpolated between the two evaluations that
+bracket the crossing; an evaluation with fewer than half its samples legible is not read (`memorised_share`),
+so a handful of legible copies early on cannot call memorisation. A run that never gets there is censored at
+its last step. The held-out sizes are predicted from the fits before they are trained (book/
+second-act-predictions.json, written by scripts/predict_second_act.py) and scored here (`held_out_rows`).
 """
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 
 from ..denoisers.models import count_parameters
-from ..probes.estimates import mean_sem, share
-from ..runs.request import get_run
+from ..probes.estimates import ABOVE, EXACT, censored_line_fit, line_prediction, mean_sem, share
+from ..runs.request import existing_run, get_run
 from ..runs.run import Run
-from ..systems.categories import legible
-from .phases import final_counts, final_record, rule_breaking_peak
+from ..spec.registry import get_experiment
+from ..systems.categories import in_dataset_among_legible, legible
+from .phases import LEGIBLE_PHASE, final_counts, final_record, rule_breaking_peak
 from .quarter_digits import MEMORISED
 
 ONSET_SHARE = MEMORISED  # memorisation has set in once this share of all samples are training combinations
 MEMORISES = 0.5     # a run memorises when the Wilson interval of in-dataset / legible at its end lies above this
-PEAK_LEGIBLE = 0.1  # the hallucination peak is read only at evaluations with at least this share legible
 ONSET_LEVEL = "0.5"  # the noise level (sqrt(alpha_bar)) whose x0-LDR and memoriser distance the tables show
 
 # What the paper reports (section 4.2, Figs. 3-5, appendix A.5): Quarter-MNIST with 470 training tuples at batch 16,
@@ -32,20 +36,28 @@ ONSET_LEVEL = "0.5"  # the noise level (sqrt(alpha_bar)) whose x0-LDR and memori
 # its parity L=8 model.
 UNET_SWEEP, DIT_SWEEP, PARENS_SWEEP = "Quarter UNet", "Quarter DiT, 4 tokens per digit", "parity parentheses L=8 UNet"
 TOKEN_SWEEP = "Quarter DiT, a token per digit"
+PREDICTIONS = Path(__file__).resolve().parents[2] / "book" / "second-act-predictions.json"  # committed before its runs
 PAPER = {"quarter_size": 470, "batch": 16, "dit_onset": (30_000, 50_000), "unet_steps": 180_000,
          "parity_residual": 0.25}
 
 
+def memorised_share(record: dict) -> float:
+    """The share of legible samples that are training combinations, 0 while fewer than half the samples are
+    legible (the book's floor for reading any share of legible samples, `phases.LEGIBLE_PHASE`)."""
+    return in_dataset_among_legible(record) if legible(record) >= LEGIBLE_PHASE else 0.0
+
+
 def onset_step(evaluations: list[dict], share: float = ONSET_SHARE) -> float | None:
-    """The first step at which the in-dataset share of samples reaches `share`, interpolated linearly between
-    the two evaluations that bracket it; None when no evaluation reaches it."""
+    """The onset: the first step at which memorisation passes `share` of the legible samples (`memorised_share`),
+    interpolated linearly between the two evaluations that bracket it; None when no evaluation reaches it (the run
+    is then censored at its last step)."""
     previous = None
     for e in evaluations:
-        value = e["categories"]["in_dataset"]
+        value = memorised_share(e)
         if value >= share:
-            if previous is None or previous["categories"]["in_dataset"] >= value:
+            if previous is None or memorised_share(previous) >= value:
                 return float(e["step"])
-            p_step, p_value = previous["step"], previous["categories"]["in_dataset"]
+            p_step, p_value = previous["step"], memorised_share(previous)
             return p_step + (e["step"] - p_step) * (share - p_value) / (value - p_value)
         previous = e
     return None
@@ -86,14 +98,13 @@ def before_onset(evaluations: list[dict]) -> dict:
     return (later[-1] if onset is not None else later[0]) if later else evaluations[0]
 
 
-def hallucination_peak(evaluations: list[dict], n: int, min_legible: float = PEAK_LEGIBLE) -> dict:
+def hallucination_peak(evaluations: list[dict], n: int) -> dict:
     """The first act inside a sweep run: the largest rule-breaking share of legible samples
-    (`categories.rule_breaking_peak`) over the evaluations with at least `min_legible` of the n samples legible,
-    with its Wilson interval and step (NaNs when none is)."""
-    enough = [e for e in evaluations if round(legible(e) * n) >= max(1, min_legible * n)]
-    if not enough:
+    (`phases.rule_breaking_peak`) over the evaluations with at least half of the n samples legible, with its Wilson
+    interval and step (NaNs when none is)."""
+    if not any(legible(e) >= LEGIBLE_PHASE for e in evaluations):
         return {"share": math.nan, "low": math.nan, "high": math.nan, "step": None}
-    peak = rule_breaking_peak(enough)
+    peak = rule_breaking_peak(evaluations, n)
     value, low, high = share(round(peak["categories"]["hallucination"] * n), round(legible(peak) * n))
     return {"share": value, "low": low, "high": high, "step": peak["step"]}
 
@@ -125,8 +136,10 @@ def sweep_rows(runs_by_size: dict[int, list[Run]], label: str) -> list[dict]:
             "model": label, "training size": n, "parameters": count_parameters(runs[0].model()),
             "steps": runs[0].config["train"]["steps"], "seeds": len(runs), "reached": len(reached),
             "onset step": mean, "onset s.e.": se,
+            "onsets": [o if o is not None else None for o in onsets], "last steps": [r.final["step"] for r in runs],
             "peak hallucination / legible": peak["share"],
-            "peak 95%": f"[{peak['low']:.2f}, {peak['high']:.2f}] at {peak['step']}",
+            "peak 95%": (f"[{peak['low']:.2f}, {peak['high']:.2f}] at {peak['step']}" if peak["step"] is not None
+                         else "n/a (never half legible)"),
             "invalid": float(np.mean([final_record(r)["categories"]["invalid"] for r in runs])),
             "in-dataset / legible": ind, "in-dataset 95%": f"[{ind_lo:.2f}, {ind_hi:.2f}]",
             "hallucination / legible": hal, "hallucination 95%": f"[{hal_lo:.2f}, {hal_hi:.2f}]",
@@ -140,29 +153,37 @@ def sweep_rows(runs_by_size: dict[int, list[Run]], label: str) -> list[dict]:
 
 
 def fit_onset(rows: list[dict]) -> dict | None:
-    """Least-squares line through log(onset) against log(size) over the sizes that reached memorisation:
-    onset = a * size ** b. None with fewer than three such sizes (two points always fit a line)."""
-    points = [(r["training size"], r["onset step"]) for r in rows if r["reached"] and not math.isnan(r["onset step"])]
-    if len(points) < 3:
+    """onset = a * size ** b, fitted to every seed's onset (log onset against log size, `estimates.censored_line_fit`):
+    a seed that never memorised is a censored point (its onset lies beyond its last step), never dropped. None
+    without onsets at three sizes."""
+    x, y, kinds = [], [], []
+    for r in rows:
+        for onset, last in zip(r["onsets"], r["last steps"]):
+            x.append(math.log(r["training size"]))
+            y.append(math.log(onset if onset is not None else max(last, 1)))
+            kinds.append(EXACT if onset is not None else ABOVE)
+    sizes = sorted({r["training size"] for r in rows if any(o is not None for o in r["onsets"])})
+    fit = censored_line_fit(x, y, kinds) if len(sizes) >= 3 else None
+    if fit is None:
         return None
-    x, y = np.log([p[0] for p in points]), np.log([p[1] for p in points])
-    design = np.stack([np.ones_like(x), x], axis=1)
-    coef, residual, *_ = np.linalg.lstsq(design, y, rcond=None)
-    dof = len(x) - 2
-    sigma2 = float(residual[0]) / dof if dof > 0 and len(residual) else 0.0
-    cov = sigma2 * np.linalg.inv(design.T @ design)
-    return {"a": float(math.exp(coef[0])), "exponent": float(coef[1]), "exponent se": float(math.sqrt(cov[1, 1])),
-            "sizes": [int(p[0]) for p in points], "span": max(p[0] for p in points) / min(p[0] for p in points)}
+    return {"a": float(math.exp(fit["a"])), "exponent": fit["b"], "exponent se": float(math.sqrt(fit["cov"][1][1])),
+            "sizes": sizes, "span": max(sizes) / min(sizes), "censored": fit["censored"], "line": fit}
 
 
-def predict_onset(fit: dict, size: float) -> float:
+def predict_onset(fit: dict, size):
     """The fit's onset step at `size` training combinations."""
-    return fit["a"] * size ** fit["exponent"]
+    return fit["a"] * np.asarray(size, dtype=float) ** fit["exponent"]
+
+
+def onset_interval(fit: dict, size: float) -> tuple[float, float, float]:
+    """(onset, low, high): the fit's onset at `size` with the 95% prediction interval of one new run there."""
+    mean, low, high = line_prediction(fit["line"], math.log(size))
+    return math.exp(mean), math.exp(low), math.exp(high)
 
 
 def plot_onsets(rows: list[dict], fits: dict[str, dict | None], paper_sizes: dict[str, int] | None = None, ax=None):
     """Onset step against training-set size (log-log), one series per model with its s.e. bars and fit line;
-    a dotted extension to the paper's training-set size where given."""
+    a dotted extension to the paper's training-set size where given; a note where no run reached the onset."""
     import matplotlib.pyplot as plt
     ax = ax or plt.subplots(figsize=(6, 4))[1]
     for label in dict.fromkeys(r["model"] for r in rows):
@@ -179,13 +200,16 @@ def plot_onsets(rows: list[dict], fits: dict[str, dict | None], paper_sizes: dic
             ax.plot(grid, predict_onset(fit, grid), ":", color=line[0].get_color(),
                     label=f"{label}: onset ~ n^{fit['exponent']:.2f}")
     ax.set(xscale="log", yscale="log", xlabel="training combinations n", ylabel="memorisation onset (step)")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    else:  # no run reached the onset (a short profile): say so rather than draw an empty legend
+        ax.text(0.5, 0.5, "no run reached the onset", transform=ax.transAxes, ha="center", va="center")
     return ax
 
 
 def plot_curves(sweeps: dict[str, dict[int, list[Run]]], share: float = ONSET_SHARE):
-    """One panel per sweep: the in-dataset share of samples over training for each size (first seed), the
-    invalid share dashed, the onset threshold dotted."""
+    """One panel per sweep: the in-dataset share of legible samples over training for each size (first seed; 0 while
+    fewer than half are legible), the invalid share dashed, the onset threshold dotted."""
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(sweeps), figsize=(4 * len(sweeps), 3.4), squeeze=False)
     for ax, (label, by_size) in zip(axes[0], sweeps.items()):
@@ -193,11 +217,11 @@ def plot_curves(sweeps: dict[str, dict[int, list[Run]]], share: float = ONSET_SH
         for colour, (n, runs) in zip(colours, sorted(by_size.items())):
             ev = runs[0].evaluations
             steps = [e["step"] for e in ev]
-            ax.plot(steps, [e["categories"]["in_dataset"] for e in ev], color=colour, label=f"n={n}")
+            ax.plot(steps, [memorised_share(e) for e in ev], color=colour, label=f"n={n}")
             ax.plot(steps, [e["categories"]["invalid"] for e in ev], "--", color=colour, alpha=0.5)
         ax.axhline(share, color="grey", linestyle=":", linewidth=1)
-        ax.set(title=label, xlabel="training step", ylabel="share of samples", ylim=(-0.02, 1.02))
-        ax.legend(fontsize=7, title="in-dataset (solid), invalid (dashed)", title_fontsize=7)
+        ax.set(title=label, xlabel="training step", ylabel="share", ylim=(-0.02, 1.02))
+        ax.legend(fontsize=7, title="in-dataset of legible (solid), invalid (dashed)", title_fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -231,10 +255,12 @@ def fit_sentence(label: str, fit: dict | None, size: int, batch: int) -> str:
     `batch` examples and in examples seen."""
     if fit is None:
         return f"{label}: fewer than three sizes reached memorisation, no fit"
-    onset = predict_onset(fit, size)
+    onset, low, high = onset_interval(fit, size)
+    censored = f", {fit['censored']} censored run(s) as lower bounds" if fit["censored"] else ""
     return (f"{label}: onset ~ n^{fit['exponent']:.2f} (s.e. {fit['exponent se']:.2f}) over n = "
-            f"{min(fit['sizes'])}-{max(fit['sizes'])} (a factor {fit['span']:.0f}); at the paper's n = {size}: "
-            f"{onset:,.0f} steps of {batch} ({onset * batch:,.0f} examples seen)")
+            f"{min(fit['sizes'])}-{max(fit['sizes'])} (a factor {fit['span']:.0f}{censored}); at the paper's n = "
+            f"{size}: {onset:.2g} steps of {batch} (95% prediction {low:.2g}-{high:.2g}; {onset * batch:.2g} "
+            "examples seen)")
 
 
 def residual(rows: list[dict], label: str) -> dict | None:
@@ -254,6 +280,19 @@ def residual_sentence(rows: list[dict], label: str, paper_share: float | None = 
     if paper_share is not None:
         text += f"; the paper reports about {paper_share:.0%} hallucinated samples after overfitting at L=8"
     return text
+
+
+def residual_rows(rows: list[dict], labels) -> list[dict]:
+    """`residual` of each sweep as a table row: its largest memorising size and the in-dataset and hallucinated
+    shares of legible samples there with their intervals ("none memorised" where no size did)."""
+    out = []
+    for label in labels:
+        row = residual(rows, label)
+        out.append({"sweep": label, "n": "none memorised"} if row is None else
+                   {"sweep": label, "n": row["training size"], "in-dataset / legible": row["in-dataset / legible"],
+                    "in-dataset 95%": row["in-dataset 95%"], "hallucination / legible": row["hallucination / legible"],
+                    "hallucination 95%": row["hallucination 95%"]})
+    return out
 
 
 def paper_sentence(fit: dict | None, batch: int, paper: dict = PAPER) -> str:
@@ -278,3 +317,112 @@ def first_act_sentence(rows: list[dict], label: str, chance: float) -> str:
     sizes = ", ".join(f"n={r['training size']}: {r['peak hallucination / legible']:.2f} {r['peak 95%']}" for r in mine)
     return (f"{label}: at most {max(peaks):.2f} of legible samples break the rule at any evaluation ({sizes}; "
             f"independent symbols: {chance:.2f})")
+
+
+def checked_runs(sweeps: dict[str, dict[int, list[Run]]], rows: list[dict], sizes: dict, profile: str
+                 ) -> dict[str, list[Run]]:
+    """The runs whose last checkpoint is resampled with the paper's sampler, by label: each sweep's largest size, its
+    headline sizes (`sizes["headline"]`) and its `residual` size, then the first-act runs of
+    `sizes["first_act_checked"]` (seed 0)."""
+    checked = {}
+    for label, by_size in sweeps.items():
+        residual_size = (residual(rows, label) or {}).get("training size")
+        for n in sorted({max(by_size), *sizes["headline"].get(label, []), *([residual_size] if residual_size else [])}):
+            if n in by_size:
+                checked[f"{label}, n = {n}"] = by_size[n]
+    for label, name in sizes["first_act_checked"].items():
+        checked[label] = [get_run(name, profile, 0, progress=False)]
+    return checked
+
+
+def retrained_parity_values(seeds: list[Run], stored: Run, size: int = 8) -> tuple[dict, dict]:
+    """The parity model retrained over `seeds` beside its stored sweep run, by glue name: (the in-dataset share of
+    the first seed's and of the stored run's samples; Markdown: the residual over the seeds, beside the paper's)."""
+    values = {"parity_retrained": f"{seeds[0].final['categories']['in_dataset']:.2f}",
+              "parity_stored": f"{stored.final['categories']['in_dataset']:.2f}"}
+    rows = sweep_rows({size: seeds}, PARENS_SWEEP)
+    return values, {"residual_parity_seeds": residual_sentence(rows, PARENS_SWEEP, PAPER["parity_residual"])}
+
+
+# --- predictions before measurements (issue 39) -----------------------------------------------------------
+
+def predictions(fits: dict[str, dict | None], held_out: dict[str, dict[int, str]], profile: str) -> list[dict]:
+    """Per held-out (model, size): the onset step `fit_onset` of the model's sweep predicts, with the 95% prediction
+    interval of one run (`onset_interval`), and the held-out run's step budget."""
+    rows = []
+    for label, by_size in held_out.items():
+        fit = fits.get(label)
+        for n, name in sorted(by_size.items()):
+            onset, low, high = onset_interval(fit, n) if fit else (math.nan,) * 3
+            rows.append({"model": label, "training size": n, "experiment": name,
+                         "steps": get_experiment(name).config(profile, 0)["train"]["steps"],
+                         "predicted onset": onset, "low": low, "high": high,
+                         "fit": {"exponent": fit["exponent"], "exponent se": fit["exponent se"], "sizes": fit["sizes"],
+                                 "censored": fit["censored"]} if fit else None})
+    return rows
+
+
+def prediction_outcome(prediction: dict, runs: list[Run]) -> dict:
+    """Hit or miss of one prediction on the runs that test it: "hit" when every seed's onset lies inside the
+    predicted interval, or every seed stopped before the interval began without memorising (as predicted); "miss"
+    when an onset lies outside it or a seed never memorised although it trained past the interval's top;
+    "censored" when a seed stopped inside the interval without memorising (it cannot tell)."""
+    onsets = [onset_step(r.evaluations) for r in runs]
+    verdicts = []
+    for onset, run in zip(onsets, runs):
+        last = run.final["step"]
+        if onset is not None:
+            verdicts.append("hit" if prediction["low"] <= onset <= prediction["high"] else "miss")
+        else:
+            verdicts.append("miss" if last >= prediction["high"] else "hit" if last < prediction["low"] else "censored")
+    outcome = "miss" if "miss" in verdicts else "censored" if "censored" in verdicts else "hit"
+    return {**{k: prediction[k] for k in ("model", "training size", "predicted onset", "low", "high")},
+            "onsets": [None if o is None else round(o) for o in onsets], "seeds": len(runs), "outcome": outcome}
+
+
+def load_predictions(path: Path | str = PREDICTIONS) -> dict:
+    """The committed predictions file (scripts/predict_second_act.py), or a clear error naming how to make it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `python scripts/predict_second_act.py` (before training "
+                                "the held-out sizes)")
+    return json.loads(path.read_text())
+
+
+def held_out_rows(profile: str, seeds, record: dict | None = None) -> list[dict]:
+    """One row per committed prediction: its interval and its outcome (`prediction_outcome`) on the held-out runs of
+    `seeds` that exist (finished here or in the results store; none is trained here). "not run yet" where none
+    exists, "not this profile" where the predictions were made for another profile."""
+    record = load_predictions() if record is None else record
+    rows = []
+    for p in record["predictions"]:
+        base = {k: p[k] for k in ("model", "training size", "predicted onset", "low", "high")}
+        if record["profile"] != profile:
+            rows.append({**base, "onsets": [], "seeds": 0, "outcome": f"predicted for the {record['profile']} profile"})
+            continue
+        runs = [r for r in (existing_run(p["experiment"], profile, s) for s in seeds) if r is not None]
+        rows.append(prediction_outcome(p, runs) if runs else {**base, "onsets": [], "seeds": 0,
+                                                                "outcome": "not run yet"})
+    return rows
+
+
+def held_out_display(rows: list[dict]) -> list[dict]:
+    """`held_out_rows` as the chapter's table shows them."""
+    def onset(o):
+        return "not reached" if o is None else f"{o:,}"
+    return [{"model": r["model"], "n": r["training size"],
+             "predicted onset (95% interval)": f"{r['predicted onset']:,.0f} [{r['low']:,.0f}, {r['high']:,.0f}]",
+             "seeds run": r["seeds"], "measured onsets": ", ".join(map(onset, r["onsets"])) or "-",
+             "outcome": r["outcome"]} for r in rows]
+
+
+def held_out_sentence(record: dict, rows: list[dict]) -> str:
+    """Where and when the predictions were made, and how many of them hit."""
+    code = record["code"]
+    tested = [r for r in rows if r["outcome"] in ("hit", "miss", "censored")]
+    counts = {k: sum(r["outcome"] == k for r in tested) for k in ("hit", "miss", "censored")}
+    made = f"made {record['made_at'][:10]} at commit `{code['commit'][:7]}`" + (" (with local changes)" if code.get("dirty") else "")
+    if not tested:
+        return f"predictions {made}; no held-out run has been trained yet"
+    return (f"predictions {made}; of {len(tested)} tested, {counts['hit']} hit, {counts['miss']} missed and "
+            f"{counts['censored']} could not tell (a seed stopped inside the interval without memorising)")

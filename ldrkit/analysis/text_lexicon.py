@@ -97,7 +97,7 @@ def lexicon_rows(runs: dict[str, dict[int, Run]], ldr: dict[str, dict[int, list[
             k_in, k_leg = round(last["in_dataset"] * n), round((1 - last["invalid"]) * n)
             mem, mem_lo, mem_hi = share(k_in, n)
             hal, hal_lo, hal_hi = share(round(last["hallucination"] * n), k_leg)
-            peak = hallucination_phase(ev)["peak"]
+            peak = hallucination_phase(run)["peak"]
             before = _at(ldr[key][size], peak["step"] if peak else None)
             after = _at(ldr[key][size], ev[-1]["step"])
             onset = onset_step(ev)

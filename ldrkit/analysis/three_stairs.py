@@ -9,8 +9,8 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
-from scipy import stats
 
+from ..probes.estimates import ABOVE, BELOW, EXACT, censored_line_fit, line_prediction
 from ..runs.run import Run
 from ..theory.stairs import SMOOTH_WINDOW, smooth, waiting_time  # the window run_stairs reads its plateaus with
 
@@ -190,23 +190,34 @@ def waiting_rows(runs: dict[tuple[int, int], Run]) -> list[dict]:
 
 
 def waiting_fit(rows: list[dict]) -> dict:
-    """Fit log(waiting steps) against d two ways over the runs that departed after a measurable wait:
-    exponential (log w = a + b d) and power law (log w = a + k log d), by least squares on every seed's value.
-    A wait no longer than the curve's smoothing window (`resolution`) is not measured and left out. Returns each
-    fit's parameters, standard errors, R^2 and its prediction for d = 16, and the runs left out and why."""
-    done = [r for r in rows if r["waiting steps"] and r["waiting steps"] > r.get("resolution", 0)]
-    d = np.array([r["d"] for r in done], dtype=float)
-    y = np.log([r["waiting steps"] for r in done])
-    out = {"runs": len(done), "censored": sum(1 for r in rows if not r["waiting steps"]),
-           "below_resolution": sum(1 for r in rows if r["waiting steps"] and r not in done),
-           "ds": sorted(set(int(v) for v in d))}
-    if len(set(d)) < 2:
-        return out
-    for name, x in (("exponential", d), ("power", np.log(d))):
-        fit = stats.linregress(x, y)
-        x16 = 16.0 if name == "exponential" else math.log(16.0)
-        out[name] = {"intercept": float(fit.intercept), "slope": float(fit.slope), "slope_se": float(fit.stderr),
-                     "r2": float(fit.rvalue ** 2), "predicted_d16": float(math.exp(fit.intercept + fit.slope * x16))}
+    """Fit log(waiting steps) against d two ways, exponential (log w = a + b d) and power law (log w = a + k log d), to
+    every seed's run by maximum likelihood with censoring (`estimates.censored_line_fit`): a run that never departed
+    is a lower bound (its `censored at`), a wait no longer than the curve's smoothing window (`resolution`) an upper
+    bound; none is dropped. Returns each fit's parameters, standard errors and its prediction for d = 16 with a 95%
+    prediction interval, and how many runs were censored each way."""
+    x, y, kinds = [], [], []
+    for r in rows:
+        if r["waiting steps"] and r["waiting steps"] > r.get("resolution", 0):
+            value, kind = r["waiting steps"], EXACT
+        elif r["waiting steps"]:
+            value, kind = r["resolution"], BELOW
+        elif r["censored at"]:
+            value, kind = r["censored at"], ABOVE
+        else:
+            continue  # never reached the plateau: no waiting time to bound
+        x.append(r["d"])
+        y.append(math.log(value))
+        kinds.append(kind)
+    out = {"runs": kinds.count(EXACT), "censored": kinds.count(ABOVE), "below_resolution": kinds.count(BELOW),
+           "ds": sorted({int(d) for d, k in zip(x, kinds) if k == EXACT})}
+    for name, transform in (("exponential", lambda d: d), ("power", math.log)):
+        fit = censored_line_fit([transform(d) for d in x], y, kinds)
+        if fit is None:
+            continue
+        mean, low, high = line_prediction(fit, transform(16.0))
+        out[name] = {"intercept": fit["a"], "slope": fit["b"], "slope_se": float(math.sqrt(fit["cov"][1][1])),
+                     "sigma": fit["sigma"], "predicted_d16": float(math.exp(mean)),
+                     "predicted_d16_low": float(math.exp(low)), "predicted_d16_high": float(math.exp(high))}
     return out
 
 
@@ -214,11 +225,13 @@ PAPER_LR = 1e-6  # appendix A.8's step size
 
 
 def waiting_fit_rows(fit: dict, lr: float) -> list[dict]:
-    """The two fits as table rows: slope with standard error, R^2, the predicted waiting at d = 16 in steps of
+    """The two fits as table rows: slope with standard error, residual spread, the predicted waiting at d = 16 (with its
+    95% prediction interval) in steps of
     this sweep's SGD (step size lr) and in steps of the paper's (PAPER_LR), both the same gradient-flow time."""
     return [{"model": {"exponential": "log w = a + b d", "power": "log w = a + k log d"}[name],
-             "slope": fit[name]["slope"], "slope s.e.": fit[name]["slope_se"], "R^2": fit[name]["r2"],
+             "slope": fit[name]["slope"], "slope s.e.": fit[name]["slope_se"], "residual s.d.": fit[name]["sigma"],
              "predicted steps at d=16": fit[name]["predicted_d16"],
+             "95% prediction": f"{fit[name]['predicted_d16_low']:.2g}-{fit[name]['predicted_d16_high']:.2g}",
              "gradient-flow time at d=16": fit[name]["predicted_d16"] * lr,
              "steps at the paper's step size": fit[name]["predicted_d16"] * lr / PAPER_LR}
             for name in ("exponential", "power") if name in fit] or \

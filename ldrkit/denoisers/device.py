@@ -27,3 +27,25 @@ def resolve_device(requested: str | None = None) -> str:
 
 def default_device() -> torch.device:
     return torch.device(resolve_device())
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what `platform` knows: every timing says where it ran."""
+    import platform
+    try:
+        info = open("/proc/cpuinfo").read()
+    except OSError:
+        return platform.processor() or platform.machine() or "unknown CPU"
+    return next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                platform.machine() or "unknown CPU")
+
+
+def cpu_flags() -> str:
+    """The vector extensions that decide a CPU timing here: "AVX-512 with BF16", "AVX-512", "AVX2" or "no AVX2"."""
+    try:
+        info = open("/proc/cpuinfo").read()
+    except OSError:
+        return "unknown"
+    if " avx512f" in info:
+        return "AVX-512 with BF16" if " avx512_bf16" in info else "AVX-512"
+    return "AVX2" if " avx2" in info else "no AVX2"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .files import atomic_write, read_json
-from .request import run_experiment
+from ..probes.estimates import wilson
 from ..spec.hashing import check_profile
 from ..spec.registry import get_experiment
-from .store import compare_table, stored_dir, stored_runs
+from ..systems.categories import CATEGORIES
+from .files import atomic_write, read_json
+from .request import run_experiment
+from .store import stored_dir, stored_runs
 
 
 def reproduce(names: list[str] | None = None, profile: str = "cpu", seed: int = 0, out: Path | str = "reproduce",
@@ -66,3 +68,48 @@ def plan(seconds: dict[str, float], workers: int = 1) -> tuple[list[str], float]
     for name in order:
         loads[loads.index(min(loads))] += seconds[name]
     return order, max(loads)
+
+
+def final_numbers(metrics: dict) -> dict[str, float]:
+    """The headline numbers of a run's last evaluation: the four categories and the eps-LDR per level."""
+    final = metrics.get("final") or {}
+    out = {f"{k}": v for k, v in final.get("categories", {}).items()}
+    out.update({f"ldr@{k}": v for k, v in final.get("ldr", {}).items()})
+    return out
+
+
+def agreement(key: str, stored: float, fresh: float, n: int | None) -> str:
+    """Whether a fresh category share lies inside the stored one's 95% Wilson interval over the run's n samples
+    ("inside", or "OUTSIDE [low, high]": a flagged miss); "identical" for other numbers equal to 6 digits, else
+    "differs" (the LDR has no interval in metrics.json)."""
+    if key in CATEGORIES and n:
+        low, high = wilson(round(stored * n), n)
+        return "inside" if low <= fresh <= high else f"OUTSIDE [{low:.3f}, {high:.3f}]"
+    return "identical" if abs(fresh - stored) < 5e-7 else "differs"
+
+
+def compare_table(rows: list[tuple[str, dict, dict]]) -> str:
+    """A markdown table of stored against fresh final numbers, one block of lines per experiment, each number
+    flagged by `agreement`."""
+    lines = ["| experiment | number | stored | fresh | difference | fresh within the stored 95% interval |",
+             "|---|---|---|---|---|---|"]
+    for name, stored, fresh in rows:
+        s, f = final_numbers(stored), final_numbers(fresh)
+        n = _num_samples(stored)
+        for key in sorted(set(s) | set(f)):
+            a, b = s.get(key), f.get(key)
+            both = a is not None and b is not None
+            lines.append(f"| {name} | {key} | {'n/a' if a is None else f'{a:.3f}'} | "
+                         f"{'n/a' if b is None else f'{b:.3f}'} | {f'{b - a:+.3f}' if both else 'n/a'} | "
+                         f"{agreement(key, a, b, n) if both else 'n/a'} |")
+        lines.append(f"| {name} | wall seconds | {stored.get('wall_seconds')} | {fresh.get('wall_seconds')} | | |")
+    return "\n".join(lines) + "\n"
+
+
+def _num_samples(metrics: dict) -> int | None:
+    """The samples a run's category shares are fractions of (its spec's evaluation count)."""
+    try:
+        spec = get_experiment(metrics["experiment"]).config(metrics["profile"], metrics["seed"])
+        return int(spec["eval"]["num_samples"])
+    except (KeyError, TypeError, ValueError):
+        return None

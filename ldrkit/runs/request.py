@@ -19,7 +19,15 @@ from ..spec.registry import Experiment, get_experiment
 from .files import FolderLock, writable_folder
 from .pipeline import run_oracle, run_stairs, run_training
 from .run import METRICS, ConfigMismatchError, Run
-from .store import ROOT, check_outside_store, code_version, find_stored, restore_run, stale_stored, top_up_restored
+from .store import (
+    ROOT,
+    check_outside_store,
+    code_version,
+    find_stored,
+    restore_run,
+    stale_stored,
+    top_up_restored,
+)
 from .train import is_main_process
 
 MAX_SEED = 2**31 - 1
@@ -154,3 +162,13 @@ def move_aside(run_dir: Path, why: str) -> Path:
 def get_run(name: str, profile: str, seed: int = 0, **kwargs) -> Run:
     """The Run of a named experiment: reused, restored from the store, or trained (see `run_experiment`)."""
     return Run(run_experiment(name, profile, seed, **kwargs)["run_dir"])
+
+
+def existing_run(name: str, profile: str, seed: int = 0) -> Run | None:
+    """The Run of a named experiment when its finished run folder or the results store holds one of the current spec
+    (restored then), else None: for pages that read what was run and never train."""
+    digest = spec_hash(get_experiment(name).config(profile, seed))
+    folder = Run(run_dir_for(name, profile, seed))
+    if not (folder.is_finished() and folder.hash == digest) and find_stored(name, profile, seed, digest) is None:
+        return None
+    return get_run(name, profile, seed, progress=False)

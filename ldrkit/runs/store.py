@@ -21,6 +21,7 @@ folder inside it, and `Run` refuses to lock or cache into a stored run.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -72,14 +73,26 @@ def _finish_interrupted_swap(dest: Path) -> Path:
     return dest
 
 
+SHAPES_A_RUN = ("ldrkit", "requirements.txt", "pyproject.toml")  # the files whose changes can change a run
+
+
 def code_version() -> dict:
-    """The git commit of the code (and whether the working tree differs from it), or 'unknown'."""
+    """The git commit of the code, whether the working tree differs from it in anything that shapes a run
+    (SHAPES_A_RUN), and then the SHA-256 of that difference (`git diff HEAD` and the untracked files' names and
+    bytes), so that a dirty run names the exact change it came from; {"commit": "unknown"} outside a repository."""
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", "ldrkit"))}
+        status = git("status", "--porcelain", "--", *SHAPES_A_RUN).strip()
+        version = {"commit": git("rev-parse", "HEAD").strip(), "dirty": bool(status)}
     except (OSError, subprocess.CalledProcessError):
         return {"commit": "unknown", "dirty": None}
+    if status:
+        h = hashlib.sha256(git("diff", "HEAD", "--", *SHAPES_A_RUN).encode())
+        for name in git("ls-files", "--others", "--exclude-standard", "--", *SHAPES_A_RUN).split():
+            h.update(name.encode() + (ROOT / name).read_bytes())
+        version["diff_sha256"] = h.hexdigest()
+    return version
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -326,33 +339,10 @@ def stored_runs(root: Path | None = None) -> list[dict]:
                   key=lambda p: (p["experiment"], p["profile"], p["seed"]))
 
 
-def final_numbers(metrics: dict) -> dict[str, float]:
-    """The headline numbers of a run's last evaluation: the four categories and the eps-LDR per level."""
-    final = metrics.get("final") or {}
-    out = {f"{k}": v for k, v in final.get("categories", {}).items()}
-    out.update({f"ldr@{k}": v for k, v in final.get("ldr", {}).items()})
-    return out
-
-
-def compare_table(rows: list[tuple[str, dict, dict]]) -> str:
-    """A markdown table of stored against fresh final numbers, one block of lines per experiment."""
-    lines = ["| experiment | number | stored | fresh | difference |", "|---|---|---|---|---|"]
-    for name, stored, fresh in rows:
-        s, f = final_numbers(stored), final_numbers(fresh)
-        for key in sorted(set(s) | set(f)):
-            a, b = s.get(key), f.get(key)
-            diff = f"{b - a:+.3f}" if a is not None and b is not None else "n/a"
-            lines.append(f"| {name} | {key} | {'n/a' if a is None else f'{a:.3f}'} | "
-                         f"{'n/a' if b is None else f'{b:.3f}'} | {diff} |")
-        lines.append(f"| {name} | wall seconds | {stored.get('wall_seconds')} | {fresh.get('wall_seconds')} | |")
-    return "\n".join(lines) + "\n"
-
-
 # --- migration to normalised spec hashes ----------------------------------------------------------------
 
 def _legacy_hash(config: dict) -> str:
     """The hash runs were named by before specs were normalised: the raw config dict."""
-    import hashlib
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -410,3 +400,59 @@ def migrate_stored_run(stored: Path) -> dict:
     provenance["files"] = _digests(stored)
     write_json(stored / "provenance.json", provenance)
     return {"run": str(stored), "status": "migrated", "from": old, "to": new, "proof": proof}
+
+
+# --- a stored run retrained from a clean commit ----------------------------------------------------------
+
+NOT_CACHES = {CONFIG, METRICS, "metrics.jsonl", MANIFEST, PROVENANCE, FINISHED, "launches.jsonl", "restored_from.txt"}
+
+
+def same_training(stored: Path, fresh: Path) -> str | None:
+    """None when the retrained run `fresh` is the stored run's training again: every checkpoint the store kept has
+    the same tensors in `fresh` (the bytes may differ in their metadata), and every evaluation has the same
+    categories; else the first difference."""
+    import torch
+    from safetensors.torch import load_file
+
+    old, new = Run(stored), Run(fresh)
+    if old.hash != new.hash:
+        return f"another spec ({old.hash}, {new.hash})"
+    for step in old.steps():
+        if step not in new.steps():
+            return f"{fresh} has no checkpoint of step {step}"
+        a, b = load_file(str(old.checkpoint_path(step))), load_file(str(new.checkpoint_path(step)))
+        if a.keys() != b.keys() or not all(torch.equal(a[k], b[k]) for k in a):
+            return f"the weights of step {step} differ"
+    categories = lambda run: [(e["step"], e.get("categories")) for e in run.metrics.get("evaluations", [])]
+    if categories(old) != categories(new):
+        return "the evaluations' categories differ"
+    return None
+
+
+def carry_caches(stored: Path, fresh: Path) -> list[str]:
+    """Copy the stored run's analysis caches into the retrained folder `fresh` when it is the same training
+    (`same_training`), each per-step entry re-keyed from the stored checkpoint's digest to the retrained one's:
+    the same tensors are the same network, so what was computed from one holds for the other. Steps the store did
+    not keep the weights of are carried on the evidence that every kept checkpoint and every evaluation agree (a
+    deterministic training that ends in the same tensors passed through the same ones); an entry computed from
+    another file than the stored checkpoint is dropped, to be recomputed. Caches the folder already has are left
+    alone. Returns the files carried (none when the trainings differ)."""
+    if same_training(stored, fresh) is not None:
+        return []
+    old_manifest, new_manifest = Run(stored).manifest(), Run(fresh).manifest()
+    carried = []
+    for path in sorted(Path(stored).glob("*.json")):
+        if path.name in NOT_CACHES or (Path(fresh) / path.name).exists():
+            continue
+        cache = read_json(path)
+        if isinstance(cache, dict) and isinstance(cache.get("digests"), dict):
+            for step, digest in list(cache["digests"].items()):
+                if old_manifest.get(step) not in (None, digest) or step not in new_manifest:
+                    del cache["digests"][step]  # computed from another file: let it be recomputed
+                    for entry in cache.get("entries", {}).values():
+                        entry.pop(step, None)
+                else:
+                    cache["digests"][step] = new_manifest[step]
+        write_json(Path(fresh) / path.name, cache)
+        carried.append(path.name)
+    return carried

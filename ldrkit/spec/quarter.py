@@ -99,6 +99,19 @@ for _kind, _what in (("token", "DiT, one 8x8 token per digit, adaLN-zero"), ("pa
         register(Experiment(f"quarter-digits-dit-{_kind}-n{_n}", _QUARTER_N.format(_n, _what),
                             _quarter_dit(f"dit-quarter-{_kind}", _n, _steps)))
 
+# Held out of the onset fits (issue 39): sizes the second-act chapter predicts the onset of from the sweeps above
+# before they are trained (book/second-act-predictions.json holds each prediction and the commit that made it); the
+# same recipe, one rendering per tuple, as every size of the sweeps.
+HELD_OUT_STEPS = {"unet": {128: 3600, 470: 6000},
+                  # n = 470, the paper's training set on the sweeps' axis (one rendering each): the first act of a DiT
+                  # that learns the digits at the paper's size; its onset is predicted far beyond these steps.
+                  "dit-token": {24: 36_000, 470: 30_000}}
+for _n, _steps in HELD_OUT_STEPS["unet"].items():
+    register(Experiment(f"quarter-digits-unet-n{_n}", _QUARTER_N.format(_n, "UNet") + " (held out of the onset fit)",
+                        _quarter_small("unet", _n, _steps, 2e-3, 0.995)))
+for _n, _steps in HELD_OUT_STEPS["dit-token"].items():
+    register(Experiment(f"quarter-digits-dit-token-n{_n}", _QUARTER_N.format(_n, "DiT, one 8x8 token per digit, "
+                        "adaLN-zero") + " (held out of the onset fit)", _quarter_dit("dit-quarter-token", _n, _steps)))
 # kappa across the memorisation transition (issues 14, 15): the headline memorising runs with kappa recorded at
 # every evaluation (training is unchanged: the score draws its own inputs), where the rule's cross-region coupling
 # is separable from the product's on these training sets (oracle calibration of the stored runs, 16 inputs: n = 32

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .hashing import check_profile
 from .parens import PARENS_SWEEP_STEPS
-from .quarter import QUARTER_SWEEP_STEPS
+from .quarter import HELD_OUT_STEPS, QUARTER_SWEEP_STEPS
 
 # Sample counts of the chapters' own analyses (beyond what each evaluation records).
 # ldr_inputs / trajectories: vectors (cheap Jacobians); image_ldr_inputs / image_trajectories: images, where
@@ -25,6 +25,10 @@ ANALYSIS = {
 for _profile, _sizes in {"smoke": {"min_class": 4, "max": 32}, "cpu": {"min_class": 50, "max": 1536},
                          "paper": {"min_class": 200, "max": 8192}}.items():
     ANALYSIS[_profile]["detector_samples"] = _sizes
+# ... and the samples of each run scored under Aithal et al.'s own protocol (ancestral DDPM on all 1000 steps: a UNet
+# needs 5-20 CPU-minutes for 256 at one thread).
+for _profile, _n in {"smoke": 16, "cpu": 256, "paper": 1024}.items():
+    ANALYSIS[_profile]["detector_protocol_samples"] = _n
 
 
 # The remedies chapter: the seeds of each comparison (three for the headline numbers; parity has the seeds the
@@ -78,6 +82,9 @@ SWEEPS = {
     "parity parentheses L=8 UNet": {**{n: f"parity-parens-L8-unet-n{n}" for n in PARENS_SWEEP_STEPS},
                                     64: "parity-parens-L8-unet"},
 }
+# The sizes held out of the onset fits, as the second-act chapter predicts them (spec.quarter.HELD_OUT_STEPS).
+HELD_OUT = {"Quarter UNet": {n: f"quarter-digits-unet-n{n}" for n in HELD_OUT_STEPS["unet"]},
+            "Quarter DiT, a token per digit": {n: f"quarter-digits-dit-token-n{n}" for n in HELD_OUT_STEPS["dit-token"]}}
 # Its seeds per profile; smoke trains only each sweep's smallest size (smoke runs are too short to memorise). The
 # headline sizes (issue 14's bar: the DiT memorising at n >= 32 beside the UNet of its size) get three seeds at cpu.
 # The sampler check redraws the last checkpoints with the paper's ancestral sampler on all T steps (None); smoke
