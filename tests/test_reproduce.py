@@ -1,5 +1,7 @@
 """`python -m ldrkit reproduce`: stored runs retrained from scratch, on one process or a pool, planned by their
 stored wall times."""
+import json
+
 import pytest
 
 from ldrkit.runs import reproduce as R, store
@@ -65,3 +67,12 @@ def test_a_fresh_number_outside_the_stored_interval_is_flagged():
                                                 "extrapolation": 0.0}}}
     table = R.compare_table([("parity-mlp-L8", stored, fresh)])
     assert table.count("OUTSIDE") == 3 and table.count("| inside |") == 1
+
+
+def test_a_reproduction_is_planned_by_the_least_time_a_stored_seed_took(monkeypatch, tmp_path):
+    monkeypatch.setenv("LDRKIT_RESULTS", str(tmp_path))
+    for seed, seconds in ((0, 4300.0), (1, 900.0), (2, 3000.0)):  # seed 0 shared the CPU with three other runs
+        folder = tmp_path / "x" / f"cpu-seed{seed}"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"wall_seconds": seconds}))
+    assert R.stored_wall_seconds(["x", "missing"], "cpu", 0) == {"x": 900.0, "missing": 0.0}

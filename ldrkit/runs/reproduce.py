@@ -52,11 +52,16 @@ def stored_names(profile: str, seed: int = 0) -> list[str]:
 
 
 def stored_wall_seconds(names: list[str], profile: str = "cpu", seed: int = 0) -> dict[str, float]:
-    """Each stored run's recorded wall time (what a reproduction of it is planned by); 0 when none is stored."""
+    """What a reproduction of each run (at `seed`) is planned by: the least wall time recorded by a stored seed of it
+    (the seed's own and the others'; a run that shared the CPU with others records more than it needs alone);
+    0 when none is stored."""
     out = {}
     for name in names:
-        path = stored_dir(name, profile, seed) / "metrics.json"
-        out[name] = float(read_json(path).get("wall_seconds") or 0.0) if path.exists() else 0.0
+        seeds = {seed, *(int(p.name.rsplit("seed", 1)[1]) for p in stored_dir(name, profile, seed).parent.glob(
+            f"{profile}-seed*") if p.name.rsplit("seed", 1)[1].isdigit())}
+        times = [float(read_json(path).get("wall_seconds") or 0.0) for s in sorted(seeds)
+                 if (path := stored_dir(name, profile, s) / "metrics.json").exists()]
+        out[name] = min((t for t in times if t > 0), default=0.0)
     return out
 
 
