@@ -142,14 +142,14 @@ def by_claim(rows, paper, start=""):
 
 EXPECTED = {  # the verdict of every row on the stored cpu runs of seed 0
     ("Fig. 1", ""): V.PARTLY, ("Fig. 2", ""): V.NOT_ATTEMPTED, ("Fig. 3", ""): V.PARTLY, ("Fig. 4", ""): V.PARTLY,
-    ("Fig. 5", ""): V.NOT_DISCRIMINATING, ("Fig. 6", ""): V.REPRODUCED, ("Fig. 7", ""): V.PARTLY,
-    ("Figs. 8-13", ""): V.NOT_ATTEMPTED, ("Fig. 14", ""): V.PARTLY, ("Fig. 15", ""): V.NOT_DISCRIMINATING,
-    ("Fig. 16", ""): V.PARTLY, ("Fig. 17", ""): V.NOT_REPRODUCED, ("Fig. 18", ""): V.PARTLY,
+    ("Fig. 5", ""): V.NOT_REPRODUCED, ("Fig. 6", ""): V.REPRODUCED, ("Fig. 7", ""): V.PARTLY,
+    ("Figs. 8-13", ""): V.NOT_ATTEMPTED, ("Fig. 14", ""): V.PARTLY, ("Fig. 15", ""): V.NOT_REPRODUCED,
+    ("Fig. 16", ""): V.PARTLY, ("Fig. 17", ""): V.NOT_REPRODUCED, ("Fig. 18", ""): V.NOT_REPRODUCED,
     ("Fig. 19", ""): V.NOT_DISCRIMINATING, ("Fig. 20", ""): V.REPRODUCED, ("Fig. 21", ""): V.NOT_REPRODUCED,
     ("Fig. 22", ""): V.PARTLY, ("Fig. 23", ""): V.REPRODUCED,
-    ("§4.2", "Models learn"): V.REPRODUCED, ("§4.2", "DiT memorises"): V.NOT_REPRODUCED,
+    ("§4.2", "Models learn"): V.PARTLY, ("§4.2", "DiT memorises"): V.NOT_REPRODUCED,
     ("§4.2", "The second act"): V.PARTLY,
-    ("§4.2", "Extrapolation"): V.PARTLY, ("§4.3", "The LDR is high"): V.NOT_DISCRIMINATING,
+    ("§4.2", "Extrapolation"): V.NOT_REPRODUCED, ("§4.3", "The LDR is high"): V.NOT_REPRODUCED,
     ("§4.3", "A high LDR"): V.PARTLY, ("§4.3", "Valid and hallucinated"): V.OUR_TEST,
     ("Thm 5.2", ""): V.NOT_COMPUTED, ("Thm 5.3", ""): V.NOT_COMPUTED, ("§6", ""): V.PARTLY,
     ("A.8", "Three stairs"): V.PARTLY, ("A.8", "Weights align"): V.REPRODUCED,
@@ -168,7 +168,8 @@ def test_the_ldr_claims_are_never_reproduced_on_the_eps_ldr_alone(stored_rows):
     for paper, start in (("Fig. 5", ""), ("Fig. 15", ""), ("Fig. 19", ""), ("§4.3", "The LDR is high")):
         assert by_claim(stored_rows, paper, start)["status"] != V.REPRODUCED
     fig16 = by_claim(stored_rows, "Fig. 16")["verdict"]
-    assert f"LDR falls as the rule is learned: {V.NOT_DISCRIMINATING}" in fig16
+    # the fall of the x0-LDR is read beside the exact Dyck denoisers of the same data, never from the LDR alone
+    assert "x0-LDR falls from the phase to the end, beside the exact Dyck denoisers" in fig16
     # the calibrated coupling beside its negative control (the parity DiT that never learns its rule) is what
     # reproduces the direction of the claim
     assert f"not in a run that never learns (DiTs): {V.REPRODUCED}" in fig16
