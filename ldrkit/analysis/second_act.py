@@ -362,6 +362,11 @@ def predictions(fits: dict[str, dict | None], held_out: dict[str, dict[int, str]
     return rows
 
 
+def _stated(prediction: dict) -> dict:
+    """What a prediction said: the model, the size, the onset and its interval."""
+    return {k: prediction[k] for k in ("model", "training size", "predicted onset", "low", "high")}
+
+
 def prediction_outcome(prediction: dict, runs: list[Run]) -> dict:
     """Hit or miss of one prediction on the runs that test it: "hit" when every seed's onset lies inside the
     predicted interval, or every seed stopped before the interval began without memorising (as predicted); "miss"
@@ -376,7 +381,7 @@ def prediction_outcome(prediction: dict, runs: list[Run]) -> dict:
         else:
             verdicts.append("miss" if last >= prediction["high"] else "hit" if last < prediction["low"] else "censored")
     outcome = "miss" if "miss" in verdicts else "censored" if "censored" in verdicts else "hit"
-    return {**{k: prediction[k] for k in ("model", "training size", "predicted onset", "low", "high")},
+    return {**_stated(prediction),
             "onsets": [None if o is None else round(o) for o in onsets], "seeds": len(runs), "outcome": outcome}
 
 
@@ -396,7 +401,7 @@ def held_out_rows(profile: str, seeds, record: dict | None = None) -> list[dict]
     record = load_predictions() if record is None else record
     rows = []
     for p in record["predictions"]:
-        base = {k: p[k] for k in ("model", "training size", "predicted onset", "low", "high")}
+        base = _stated(p)
         if record["profile"] != profile:
             rows.append({**base, "onsets": [], "seeds": 0, "outcome": f"predicted for the {record['profile']} profile"})
             continue
